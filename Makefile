@@ -1,0 +1,56 @@
+# elulab: the two commands a new user needs are `make reproduce` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The CPU build of torch: on a machine without CUDA, install it before anything
+# else so that no dependency pulls a multi-GB CUDA build.
+TORCH_VERSION ?= 2.13.0
+# Extra pip arguments for the torch install, e.g. a CPU wheel index elsewhere.
+TORCH_PIP_ARGS ?=
+PROFILE ?= quick
+OUT ?= elulab-report
+STORE ?= elulab-results/elulab.sqlite
+
+.PHONY: setup setup-test reproduce test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
+	  echo "CUDA found: installing torch $(TORCH_VERSION)"; \
+	else \
+	  echo "no CUDA: installing torch $(TORCH_VERSION) first (the CPU wheel where pip finds one)"; \
+	fi
+	$(BIN)/python -m pip install -q $(TORCH_PIP_ARGS) "torch==$(TORCH_VERSION)"
+
+$(VENV)/.setup: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q -e ".[ray]"
+	touch $@
+
+$(VENV)/.setup-test: $(VENV)/.setup
+	$(BIN)/python -m pip install -q -e ".[ray,test]"
+	touch $@
+
+setup: $(VENV)/.setup
+
+setup-test: $(VENV)/.setup-test
+
+## Set up, run every experiment in the quick profile, and build the HTML report.
+reproduce: setup
+	$(BIN)/elulab reproduce --profile $(PROFILE) --store $(STORE) --out $(OUT)
+
+## Set up with the test extras, lint, and run the whole test suite.
+test: setup-test
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup-test
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+bench: setup
+	$(BIN)/python benchmarks/bench_ops.py
+	$(BIN)/python benchmarks/bench_lab.py
+
+clean:
+	rm -rf $(VENV) elulab-results elulab-report

@@ -1,0 +1,10 @@
+"""Loaders for the real data sets in ``../shared/data`` and built-in sets.
+
+Each loader returns plain tensors or numpy arrays; none downloads anything.
+"""
+
+from ._paths import DataNotFoundError as DataNotFoundError
+from ._paths import data_root as data_root
+from ._paths import dataset_dir as dataset_dir
+
+__all__ = ["DataNotFoundError", "data_root", "dataset_dir"]
