@@ -43,6 +43,15 @@ def print_json(obj: Any) -> None:
 
 # --- commands are added below, one section per area ---------------------------------
 
+# --- section: constants and moments (theory) ---
+
+
+# --- section: the lab (list, run, results, reproduce, report) ---
+
+
+# --- section: audit (diagnostics) ---
+
+
 
 def main() -> None:
     """Entry point of the ``elulab`` console script."""
