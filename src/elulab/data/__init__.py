@@ -6,5 +6,7 @@ Each loader returns plain tensors or numpy arrays; none downloads anything.
 from ._paths import DataNotFoundError as DataNotFoundError
 from ._paths import data_root as data_root
 from ._paths import dataset_dir as dataset_dir
+from .mnist import load_mnist as load_mnist
+from .mnist import split_indices as split_indices
 
-__all__ = ["DataNotFoundError", "data_root", "dataset_dir"]
+__all__ = ["DataNotFoundError", "data_root", "dataset_dir", "load_mnist", "split_indices"]
