@@ -1,42 +1,482 @@
-"""Tensor math for the ELU family: activations, closed-form derivatives, inverse, log-det.
+r"""Tensor math for the ELU family: activations, closed-form derivatives, inverse, log-det.
 
-(Skeleton: the name table below is the single source of truth for the activations
-the project knows; ``elulab.nn.get_activation`` and ``elulab.theory.gaussian`` both
-read it.)
+The activations are the exponential linear unit (ELU), its continuously differentiable
+variant (CELU) and the scaled ELU (SELU):
+
+.. math::
+    \mathrm{ELU}(x; \alpha) = \begin{cases} x & x > 0 \\ \alpha (e^x - 1) & x \le 0 \end{cases}
+    \qquad
+    \mathrm{CELU}(x; \alpha) = \max(0, x) + \min\big(0, \alpha (e^{x/\alpha} - 1)\big)
+
+.. math::
+    \mathrm{SELU}(x) = \lambda \, \mathrm{ELU}(x; \alpha_{01}),
+    \quad \lambda \approx 1.0507, \ \alpha_{01} \approx 1.6733 .
+
+Forward values are bitwise identical to :func:`torch.nn.functional.elu`, ``celu`` and
+``selu`` in every floating dtype (they run the same ATen kernel). One deliberate
+difference: :func:`celu` is routed through ``aten::elu`` with a float64 input scale
+``1/alpha``, because the autograd formula of ``torch.celu`` rounds ``1/alpha`` to float32
+(``derivatives.yaml``: ``elu_backward(grad, alpha, 1, 1.0/alpha.toFloat(), ...)``), which
+makes its float64 gradient wrong by up to ~1e-8 relative for alphas that are not powers
+of two. Here the gradient is exact to float64 rounding; the forward values are the same.
+
+The mathematical documentation of the modules lives on :class:`elulab.nn.ELU`,
+:class:`elulab.nn.CELU` and :class:`elulab.nn.SELU`.
+
+References:
+    | Fast and Accurate Deep Network Learning by Exponential Linear Units (ELUs)
+    | (Clevert, Unterthiner and Hochreiter, 2015)
+    | https://arxiv.org/abs/1511.07289
+
+    | Continuously Differentiable Exponential Linear Units (Barron, 2017)
+    | https://arxiv.org/abs/1704.07483
+
+    | Self-Normalizing Neural Networks (Klambauer, Unterthiner, Mayr and Hochreiter, 2017)
+    | https://arxiv.org/abs/1706.02515
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ACTIVATION_NAMES", "activation_function"]
+__all__ = [
+    "ACTIVATION_NAMES",
+    "SELU_ALPHA",
+    "SELU_LAMBDA",
+    "ActivationSpec",
+    "activation_function",
+    "activation_spec",
+    "celu",
+    "celu_derivative",
+    "check_alpha",
+    "elu",
+    "elu_derivative",
+    "elu_inverse",
+    "elu_log_abs_det_jacobian",
+    "normalize_activation_name",
+    "selu",
+    "selu_derivative",
+]
+
+#: Scale :math:`\lambda` of SELU (Klambauer et al., 2017), the constant torch uses.
+SELU_LAMBDA: float = 1.0507009873554804934193349852946
+#: Negative saturation :math:`\alpha_{01}` of SELU (Klambauer et al., 2017), as in torch.
+SELU_ALPHA: float = 1.6732632423543772848170429916717
+
+# lambda * alpha, the SELU derivative at 0^- (computed once, in float64).
+_SELU_LAMBDA_ALPHA: float = SELU_LAMBDA * SELU_ALPHA
+
+
+# ---------------------------------------------------------------------------
+# validation
+# ---------------------------------------------------------------------------
+
+
+def check_alpha(alpha: float, name: str = "alpha") -> float:
+    r"""Validate a positive, finite real parameter (an ELU/CELU ``alpha``) and return it as float.
+
+    ELU and CELU are defined for :math:`\alpha > 0` only: ``alpha = 0`` makes CELU divide
+    by zero and ELU non-invertible, a negative ``alpha`` makes ELU non-monotone.
+
+    Arguments:
+        alpha: the value to check (a real number; ``bool`` is refused).
+        name: the parameter name used in the error message.
+
+    Returns:
+        ``float(alpha)``.
+
+    Raises:
+        TypeError: if ``alpha`` is not a real number (or is a ``bool``).
+        ValueError: if ``alpha`` is not finite or not positive.
+
+    Example:
+        >>> check_alpha(2)
+        2.0
+    """
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+        raise TypeError(
+            f"{name} must be a real number (int or float), got {type(alpha).__name__} {alpha!r}"
+        )
+    value = float(alpha)
+    if not math.isfinite(value) or value <= 0.0:
+        raise ValueError(f"{name} must be a finite number > 0, got {alpha!r}")
+    return value
+
+
+def _check_tensor(x: torch.Tensor, fn: str, arg: str = "input") -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{fn}: {arg} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{fn}: {arg} must have a real floating dtype (float16, bfloat16, float32, "
+            f"float64), got {x.dtype}"
+        )
+
+
+def _check_order(order: int) -> int:
+    if isinstance(order, bool) or not isinstance(order, numbers.Integral):
+        raise TypeError(f"order must be an int >= 0, got {type(order).__name__} {order!r}")
+    if order < 0:
+        raise ValueError(f"order must be an int >= 0, got {order}")
+    return int(order)
+
+
+def _check_inplace(inplace: bool) -> None:
+    if not isinstance(inplace, bool):
+        raise TypeError(f"inplace must be a bool, got {type(inplace).__name__} {inplace!r}")
+
+
+# ---------------------------------------------------------------------------
+# activations
+# ---------------------------------------------------------------------------
+
+
+def elu(input: torch.Tensor, alpha: float = 1.0, inplace: bool = False) -> torch.Tensor:
+    r"""Exponential linear unit, elementwise; see :class:`elulab.nn.ELU` for the math.
+
+    .. math:: \mathrm{ELU}(x) = x \text{ if } x > 0, \quad \alpha (e^x - 1) \text{ otherwise}.
+
+    Same signature and bitwise the same values as :func:`torch.nn.functional.elu` (it runs
+    that op), with ``alpha`` validated by :func:`check_alpha`.
+
+    References:
+        | Fast and Accurate Deep Network Learning by Exponential Linear Units (ELUs)
+        | (Clevert, Unterthiner and Hochreiter, 2015), https://arxiv.org/abs/1511.07289
+
+    Arguments:
+        input: a floating tensor of any shape.
+        alpha: the negative saturation value, :math:`\alpha > 0`.
+        inplace: overwrite ``input`` with the result.
+
+    Example:
+        >>> elu(torch.tensor([-1.0, 0.0, 2.0]))
+        tensor([-0.6321,  0.0000,  2.0000])
+    """
+    alpha = check_alpha(alpha)
+    _check_tensor(input, "elu")
+    _check_inplace(inplace)
+    return F.elu(input, alpha, inplace)
+
+
+def celu(input: torch.Tensor, alpha: float = 1.0, inplace: bool = False) -> torch.Tensor:
+    r"""Continuously differentiable ELU, elementwise; see :class:`elulab.nn.CELU`.
+
+    .. math:: \mathrm{CELU}(x) = \max(0, x) + \min\big(0, \alpha (e^{x/\alpha} - 1)\big).
+
+    Bitwise the same values as :func:`torch.nn.functional.celu` in every floating dtype.
+    It calls ``aten::elu(input, alpha, scale=1, input_scale=1/alpha)``, the op that
+    ``torch.celu`` itself runs, but keeps ``1/alpha`` in float64 in the backward pass,
+    where ``torch.celu`` rounds it to float32 (so its float64 gradient is off by up to
+    ~1e-8 relative when ``alpha`` is not a power of two).
+
+    References:
+        | Continuously Differentiable Exponential Linear Units (Barron, 2017)
+        | https://arxiv.org/abs/1704.07483
+
+    Arguments:
+        input: a floating tensor of any shape.
+        alpha: the negative saturation value and inverse input scale, :math:`\alpha > 0`.
+        inplace: overwrite ``input`` with the result.
+
+    Example:
+        >>> celu(torch.tensor([-1.0, 0.0, 2.0]), alpha=2.0)
+        tensor([-0.7869,  0.0000,  2.0000])
+    """
+    alpha = check_alpha(alpha)
+    _check_tensor(input, "celu")
+    _check_inplace(inplace)
+    if inplace:
+        return torch._C._nn.elu_(input, alpha, 1.0, 1.0 / alpha)
+    return torch._C._nn.elu(input, alpha, 1.0, 1.0 / alpha)
+
+
+def selu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    r"""Scaled ELU, elementwise; see :class:`elulab.nn.SELU`.
+
+    .. math:: \mathrm{SELU}(x) = \lambda x \text{ if } x > 0,
+        \quad \lambda \alpha_{01} (e^x - 1) \text{ otherwise},
+
+    with :data:`SELU_LAMBDA` and :data:`SELU_ALPHA`. Same values as
+    :func:`torch.nn.functional.selu` (it runs that op).
+
+    References:
+        | Self-Normalizing Neural Networks (Klambauer, Unterthiner, Mayr and Hochreiter,
+        | 2017), https://arxiv.org/abs/1706.02515
+
+    Arguments:
+        input: a floating tensor of any shape.
+        inplace: overwrite ``input`` with the result.
+
+    Example:
+        >>> selu(torch.tensor([-1.0, 0.0, 2.0]))
+        tensor([-1.1113,  0.0000,  2.1014])
+    """
+    _check_tensor(input, "selu")
+    _check_inplace(inplace)
+    return F.selu(input, inplace)
+
+
+# ---------------------------------------------------------------------------
+# closed-form derivatives
+# ---------------------------------------------------------------------------
+#
+# Convention at the kink, chosen to equal torch autograd exactly (checked in the tests):
+#   order 1 uses the negative branch for x <= 0 (so ELU'(0) = alpha, CELU'(0) = 1,
+#   SELU'(0) = lambda * alpha_01), the positive branch otherwise (torch: also for NaN);
+#   orders >= 2 use the negative branch for x < 0 and are 0 elsewhere (0, -0 and NaN
+#   included), as torch's elu_double_backward masks with (x < 0).
+# exp is taken of min(x, 0), so the unused branch never overflows to inf (which would
+# turn into NaN through 0 * inf if the closed forms are themselves differentiated).
+
+
+def _piecewise(x: torch.Tensor, order: int, neg: torch.Tensor, pos_first: float) -> torch.Tensor:
+    if order == 1:
+        return torch.where(x <= 0, neg, pos_first)
+    return torch.where(x < 0, neg, 0.0)
+
+
+def elu_derivative(x: torch.Tensor, alpha: float = 1.0, order: int = 1) -> torch.Tensor:
+    r"""The ``order``-th derivative of :func:`elu` in closed form, elementwise.
+
+    .. math:: \mathrm{ELU}^{(n)}(x) = \begin{cases} 1 \ (n = 1), \ 0 \ (n \ge 2) & x > 0 \\
+        \alpha e^x & x < 0 \end{cases}
+
+    At :math:`x = 0` the value equals torch autograd's: :math:`\alpha` for
+    :math:`n = 1`, 0 for :math:`n \ge 2`. ``order=0`` returns :func:`elu` itself.
+
+    Arguments:
+        x: a floating tensor.
+        alpha: :math:`\alpha > 0`.
+        order: the derivative order, an int >= 0.
+
+    Example:
+        >>> elu_derivative(torch.tensor([-1.0, 0.0, 1.0]), order=1)
+        tensor([0.3679, 1.0000, 1.0000])
+    """
+    alpha = check_alpha(alpha)
+    order = _check_order(order)
+    _check_tensor(x, "elu_derivative", "x")
+    if order == 0:
+        return elu(x, alpha)
+    return _piecewise(x, order, alpha * torch.exp(x.clamp(max=0)), 1.0)
+
+
+def celu_derivative(x: torch.Tensor, alpha: float = 1.0, order: int = 1) -> torch.Tensor:
+    r"""The ``order``-th derivative of :func:`celu` in closed form, elementwise.
+
+    .. math:: \mathrm{CELU}^{(n)}(x) = \begin{cases} 1 \ (n = 1), \ 0 \ (n \ge 2) & x > 0 \\
+        \alpha^{1-n} e^{x/\alpha} & x < 0 \end{cases}
+
+    At :math:`x = 0`: 1 for :math:`n = 1` (CELU is :math:`C^1`), 0 for :math:`n \ge 2`,
+    as torch autograd gives. ``order=0`` returns :func:`celu` itself.
+
+    Arguments:
+        x: a floating tensor.
+        alpha: :math:`\alpha > 0`.
+        order: the derivative order, an int >= 0.
+
+    Example:
+        >>> celu_derivative(torch.tensor([-2.0, 0.0, 1.0]), alpha=2.0, order=2)
+        tensor([0.1839, 0.0000, 0.0000])
+    """
+    alpha = check_alpha(alpha)
+    order = _check_order(order)
+    _check_tensor(x, "celu_derivative", "x")
+    if order == 0:
+        return celu(x, alpha)
+    neg = torch.exp(x.clamp(max=0) / alpha)
+    if order > 1:
+        neg = neg * alpha ** (1 - order)
+    return _piecewise(x, order, neg, 1.0)
+
+
+def selu_derivative(x: torch.Tensor, order: int = 1) -> torch.Tensor:
+    r"""The ``order``-th derivative of :func:`selu` in closed form, elementwise.
+
+    .. math:: \mathrm{SELU}^{(n)}(x) = \begin{cases} \lambda \ (n = 1), \ 0 \ (n \ge 2)
+        & x > 0 \\ \lambda \alpha_{01} e^x & x < 0 \end{cases}
+
+    At :math:`x = 0`: :math:`\lambda \alpha_{01}` for :math:`n = 1`, 0 for
+    :math:`n \ge 2`, as torch autograd gives. ``order=0`` returns :func:`selu` itself.
+
+    Arguments:
+        x: a floating tensor.
+        order: the derivative order, an int >= 0.
+
+    Example:
+        >>> selu_derivative(torch.tensor([-1.0, 1.0]))
+        tensor([0.6468, 1.0507])
+    """
+    order = _check_order(order)
+    _check_tensor(x, "selu_derivative", "x")
+    if order == 0:
+        return selu(x)
+    return _piecewise(x, order, _SELU_LAMBDA_ALPHA * torch.exp(x.clamp(max=0)), SELU_LAMBDA)
+
+
+# ---------------------------------------------------------------------------
+# inverse and log-determinant (ELU as a bijection R -> (-alpha, inf))
+# ---------------------------------------------------------------------------
+
+
+def elu_inverse(y: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    r"""Inverse of :func:`elu`, from :math:`(-\alpha, \infty)` onto :math:`\mathbb{R}`.
+
+    .. math:: \mathrm{ELU}^{-1}(y) = \begin{cases} y & y > 0 \\
+        \log(1 + y/\alpha) & -\alpha < y \le 0 \end{cases}
+
+    Evaluated without cancellation: ``log1p(y/alpha)`` for :math:`y > -\alpha/2` and
+    ``log((y + alpha)/alpha)`` below, where ``y + alpha`` is exact (Sterbenz), so the
+    result keeps full relative precision both near 0 and near the boundary
+    :math:`-\alpha`. float16/bfloat16 inputs are computed in float32 and cast back.
+    Differentiable by autograd.
+
+    Arguments:
+        y: a floating tensor with every element in :math:`(-\alpha, \infty)`.
+        alpha: :math:`\alpha > 0`.
+
+    Raises:
+        ValueError: if an element is :math:`\le -\alpha` (in the dtype of ``y``) or NaN;
+            the message names the domain, the number of offending elements and one of them.
+
+    Example:
+        >>> elu_inverse(elu(torch.tensor([-3.0, 0.5])))
+        tensor([-3.0000,  0.5000])
+    """
+    alpha = check_alpha(alpha)
+    _check_tensor(y, "elu_inverse", "y")
+    work = y.float() if y.dtype in (torch.float16, torch.bfloat16) else y
+    a = torch.tensor(alpha, dtype=work.dtype, device=work.device)  # alpha in the working dtype
+    bad = ~(work > -a)  # catches NaN as well as y <= -alpha
+    if bool(bad.any()):
+        offending = y.detach()[bad]
+        n_nan = int(torch.isnan(offending).sum())
+        example = offending[0].item()
+        raise ValueError(
+            f"elu_inverse: every element must lie in the domain (-alpha, inf) = "
+            f"(-{alpha!r}, inf); {offending.numel()} of {y.numel()} do not "
+            f"({n_nan} NaN), e.g. {example!r}"
+        )
+    # Each branch gets a harmless input where it is not selected, so that no inf/NaN
+    # appears in an unused branch and leaks into the gradient as 0 * inf.
+    near_boundary = work < -0.5 * a
+    far = torch.where(near_boundary, 0.0, work / a)  # in (-1/2, inf): log1p is exact
+    near = torch.where(near_boundary, work + a, a)  # y + alpha is exact for y < -alpha/2
+    neg = torch.where(near_boundary, torch.log(near / a), torch.log1p(far))
+    out = torch.where(work > 0, work, neg)
+    return out.to(y.dtype) if out.dtype != y.dtype else out
+
+
+def elu_log_abs_det_jacobian(x: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    r"""Elementwise :math:`\log |\mathrm{ELU}'(x)|`, the log-determinant terms of ELU as a flow.
+
+    .. math:: \log \mathrm{ELU}'(x) = \begin{cases} 0 & x > 0 \\
+        \log \alpha + x & x \le 0 \end{cases}
+
+    Exact: no logarithm of a small number is taken, so it stays finite and accurate for
+    very negative ``x`` where :math:`\alpha e^x` underflows. The value at 0 follows
+    torch's :math:`\mathrm{ELU}'(0) = \alpha`. Sum over event dimensions for a
+    multivariate flow.
+
+    Arguments:
+        x: a floating tensor (the input of ELU, not its output).
+        alpha: :math:`\alpha > 0`.
+
+    Example:
+        >>> elu_log_abs_det_jacobian(torch.tensor([-800.0, 1.0]))
+        tensor([-800.,    0.])
+    """
+    alpha = check_alpha(alpha)
+    _check_tensor(x, "elu_log_abs_det_jacobian", "x")
+    return torch.where(x <= 0, x + math.log(alpha), 0.0)
+
+
+# ---------------------------------------------------------------------------
+# the activation table (single source of truth for names)
+# ---------------------------------------------------------------------------
 
 
 def _sin(x: torch.Tensor) -> torch.Tensor:
     return torch.sin(x)
 
 
-# name -> elementwise function with default parameters (alpha = 1 for elu/celu,
-# negative_slope = 0.01 for leaky_relu, the exact erf form for gelu).
-_FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "relu": F.relu,
-    "leaky_relu": F.leaky_relu,
-    "elu": F.elu,
-    "celu": F.celu,
-    "selu": F.selu,
-    "gelu": F.gelu,
-    "silu": F.silu,
-    "mish": F.mish,
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-    "softplus": F.softplus,
-    "sin": _sin,
+@dataclass(frozen=True)
+class ActivationSpec:
+    """One entry of the activation table.
+
+    Arguments:
+        name: the canonical name (lower case, ``_`` separated).
+        function: the elementwise function with default parameters.
+        module: the class name of the matching module, looked up first in
+            :mod:`elulab.nn`, then in :mod:`torch.nn` (kept as a string so that this
+            tensor-math layer does not import the module layer).
+    """
+
+    name: str
+    function: Callable[[torch.Tensor], torch.Tensor]
+    module: str
+
+
+# Default parameters: alpha = 1 for elu/celu, negative_slope = 0.01 for leaky_relu,
+# the exact erf form for gelu, beta = 1 for softplus.
+_TABLE: dict[str, ActivationSpec] = {
+    spec.name: spec
+    for spec in (
+        ActivationSpec("relu", F.relu, "ReLU"),
+        ActivationSpec("leaky_relu", F.leaky_relu, "LeakyReLU"),
+        ActivationSpec("elu", elu, "ELU"),
+        ActivationSpec("celu", celu, "CELU"),
+        ActivationSpec("selu", selu, "SELU"),
+        ActivationSpec("gelu", F.gelu, "GELU"),
+        ActivationSpec("silu", F.silu, "SiLU"),
+        ActivationSpec("mish", F.mish, "Mish"),
+        ActivationSpec("tanh", torch.tanh, "Tanh"),
+        ActivationSpec("sigmoid", torch.sigmoid, "Sigmoid"),
+        ActivationSpec("softplus", F.softplus, "Softplus"),
+        ActivationSpec("sin", _sin, "Sin"),
+    )
 }
 
-ACTIVATION_NAMES: tuple[str, ...] = tuple(_FUNCTIONS)
+#: Canonical names of the activations elulab knows, in a fixed order.
+ACTIVATION_NAMES: tuple[str, ...] = tuple(_TABLE)
+
+
+def normalize_activation_name(name: str) -> str:
+    """Canonical form of an activation name: stripped, lower case, ``-`` and spaces -> ``_``.
+
+    Raises:
+        TypeError: if ``name`` is not a string.
+        ValueError: for an unknown name, listing the allowed ones.
+
+    Example:
+        >>> normalize_activation_name("Leaky-ReLU")
+        'leaky_relu'
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"activation name must be a str, got {type(name).__name__} {name!r}")
+    key = name.strip().lower().replace("-", "_").replace(" ", "_")
+    if key not in _TABLE:
+        raise ValueError(f"unknown activation {name!r}; allowed: {', '.join(ACTIVATION_NAMES)}")
+    return key
+
+
+def activation_spec(name: str) -> ActivationSpec:
+    """The :class:`ActivationSpec` registered as ``name`` (case and ``-``/``_`` insensitive).
+
+    Raises:
+        ValueError: for an unknown name, listing the allowed ones.
+
+    Example:
+        >>> activation_spec("ELU").module
+        'ELU'
+    """
+    return _TABLE[normalize_activation_name(name)]
 
 
 def activation_function(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -44,8 +484,9 @@ def activation_function(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
 
     Raises:
         ValueError: for an unknown name, listing the allowed ones.
+
+    Example:
+        >>> activation_function("celu")(torch.tensor([0.0]))
+        tensor([0.])
     """
-    key = name.strip().lower().replace("-", "_")
-    if key not in _FUNCTIONS:
-        raise ValueError(f"unknown activation {name!r}; allowed: {', '.join(ACTIVATION_NAMES)}")
-    return _FUNCTIONS[key]
+    return activation_spec(name).function
