@@ -4,6 +4,12 @@ Public names are re-exported here; implementations live in private files.
 """
 
 # --- activations and registry (_activations.py) ---
+from ._activations import ACTIVATIONS as ACTIVATIONS
+from ._activations import CELU as CELU
+from ._activations import ELU as ELU
+from ._activations import SELU as SELU
+from ._activations import Sin as Sin
+from ._activations import get_activation as get_activation
 
 # --- initialisers and self-normalising networks (_init.py, _snn.py) ---
 
