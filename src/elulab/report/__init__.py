@@ -1,0 +1,31 @@
+"""The static HTML report: the claim ledger rendered from the result store.
+
+``build_report(store_path, out_dir)`` writes a site that opens from disk
+(``file://``) without a server: ``index.html`` has one row per claim and
+experiment (verdict badge, effect with its 95% confidence interval, seeds,
+experiment and profile), and each claim has a page with its text from
+``CLAIMS.md``, figures, tables, per-seed metrics, the resolved config, seeds,
+environment and failed runs. The report reads the store only; it never imports
+an experiment. Figures come from two places: the PNG files experiments drew
+(copied from the store's artifacts) and curves drawn here from each run's
+:class:`~elulab.lab.api.Series` (mean over seeds with a band of one standard
+deviation).
+
+Example:
+    >>> import tempfile, pathlib
+    >>> from elulab.lab.store import Store
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = Store(d / "results.sqlite")
+    >>> index = build_report(d / "results.sqlite", d / "report")
+    >>> "Nothing has been run yet" in index.read_text()
+    True
+"""
+
+from ._build import ReportError as ReportError
+from ._build import build_report as build_report
+from ._claims import Claim as Claim
+from ._claims import ClaimsError as ClaimsError
+from ._claims import Ledger as Ledger
+from ._claims import parse_claims as parse_claims
+
+__all__ = ["Claim", "ClaimsError", "Ledger", "ReportError", "build_report", "parse_claims"]

@@ -1,0 +1,733 @@
+"""Build the static HTML report from a result store.
+
+Reads the store (:mod:`elulab.lab.store`) and the claims ledger only; never imports
+an experiment. The site is written into a temporary folder beside ``out_dir`` and
+swapped in at the end, so a failed build leaves the previous report untouched.
+
+Layout of the output folder::
+
+    index.html              one row per (claim, experiment)
+    claim-C1.html ...       one page per claim
+    static/style.css
+    figures/<experiment>/   figures copied from the store and drawn from series
+    .elulab-report          marker: this folder may be replaced by the next build
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup, escape
+
+from ._claims import Claim, Ledger, parse_claims
+from ._figures import draw_series, series_stats
+
+__all__ = ["ReportError", "build_report"]
+
+MARKER = ".elulab-report"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp")
+STATUS_CLASS = {
+    "supported": "supported",
+    "not supported": "not-supported",
+    "mixed": "mixed",
+    "inconclusive": "inconclusive",
+}
+NOT_MEASURED = "not yet measured"
+NO_VERDICT = "no verdict"
+_UNKNOWN_CLAIM = (
+    "Unknown claim: an experiment names this id, but the claims ledger has no row for it."
+)
+# tables with at most this many rows over all seeds are shown for every seed
+SMALL_TABLE_ROWS = 30
+MAX_TABLE_ROWS = 300
+# per-seed metric columns are shown up to this many seeds
+MAX_SEED_COLUMNS = 8
+
+
+class ReportError(ValueError):
+    """The report cannot be built (missing store, unsafe output folder, bad claims file)."""
+
+
+# -- formatting --------------------------------------------------------------------------
+
+
+def fmt_num(x: Any) -> str:
+    """A number for people: 4 significant digits, scientific when tiny or huge.
+
+    Example:
+        >>> fmt_num(0.761578), fmt_num(12345678.0), fmt_num(1e-13), fmt_num(float("nan"))
+        ('0.7616', '1.235e+07', '1e-13', 'n/a')
+    """
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool):
+        return str(x).lower()
+    if isinstance(x, int):
+        return str(x)
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if math.isnan(v):
+        return "n/a"
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    if v == 0:
+        return "0"
+    return f"{v:.4g}"
+
+
+def fmt_ci(low: Any, high: Any) -> str:
+    """``[low, high]``, or ``n/a`` when either end is missing or NaN."""
+    if fmt_num(low) == "n/a" or fmt_num(high) == "n/a":
+        return "n/a"
+    return f"[{fmt_num(low)}, {fmt_num(high)}]"
+
+
+def fmt_time(t: Any) -> str:
+    """A timestamp (datetime, epoch seconds or ISO text) as ``YYYY-MM-DD HH:MM UTC``."""
+    if t is None or t == "":
+        return "—"
+    if isinstance(t, (int, float)) and not isinstance(t, bool):
+        if not math.isfinite(t):
+            return "—"
+        t = _dt.datetime.fromtimestamp(float(t), tz=_dt.timezone.utc)
+    if isinstance(t, str):
+        try:
+            t = _dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
+        except ValueError:
+            return t
+    if isinstance(t, _dt.datetime):
+        if t.tzinfo is not None:
+            t = t.astimezone(_dt.timezone.utc)
+            return t.strftime("%Y-%m-%d %H:%M:%S UTC")
+        return t.strftime("%Y-%m-%d %H:%M:%S")
+    return str(t)
+
+
+def fmt_value(v: Any) -> str:
+    """A config or environment value: exact numbers, lists joined by commas."""
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return ", ".join(fmt_value(x) for x in v) if v else "(empty)"
+    if isinstance(v, Mapping):
+        return json.dumps(v, sort_keys=True, default=str)
+    return str(v)
+
+
+def fmt_cell(v: Any) -> str:
+    """A table cell: numbers rounded like :func:`fmt_num`, other JSON as text."""
+    if v is None:
+        return "—"
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return fmt_num(v)
+    if isinstance(v, (list, tuple, Mapping)):
+        return json.dumps(v, default=str)
+    return str(v)
+
+
+def inline_md(text: str) -> Markup:
+    """Escape ``text`` and render the two inline Markdown forms the ledger uses:
+    ```code``` and ``**bold**``."""
+    parts = str(text).split("`")
+    out: list[str] = []
+    for i, part in enumerate(parts):
+        if i % 2 == 1 and i < len(parts) - 1:
+            out.append(f"<code>{escape(part)}</code>")
+        else:
+            piece = str(escape(part if i % 2 == 0 else "`" + part))
+            out.append(re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", piece))
+    return Markup("".join(out))
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of ``text`` (letters, digits, ``_.-``)."""
+    s = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-.")
+    return s or "x"
+
+
+def _natural_key(s: str) -> list[Any]:
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", s)]
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v:
+            rows.extend(_flatten(v, key + "."))
+        else:
+            rows.append((key, fmt_value(v)))
+    return rows
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# -- the data the templates see ------------------------------------------------------------
+
+
+@dataclass
+class FigureView:
+    src: str  # relative to the report folder, or "" when the file is missing
+    caption: str
+    claim: str | None
+    origin: str  # "experiment" or "series"
+    is_image: bool = True
+
+
+@dataclass
+class TableView:
+    name: str
+    columns: list[str]
+    numeric: list[bool]
+    rows: list[list[str]]
+    note: str = ""
+
+
+@dataclass
+class VerdictView:
+    claim: str
+    status: str
+    css: str
+    effect: str
+    ci: str
+    n_seeds: int | str
+    summary: str
+    effect_name: str
+
+
+@dataclass
+class RunView:
+    seed: Any
+    status: str
+    duration: str
+    device: str
+    finished: str
+    error: str = ""
+    attempts: int = 1
+
+
+@dataclass
+class ExperimentView:
+    name: str
+    title: str
+    anchor: str
+    profile: str
+    config_hash: str
+    claims: list[str]
+    seeds: list[Any]
+    created: str
+    config_rows: list[tuple[str, str]]
+    env_rows: list[tuple[str, str]]
+    verdicts: dict[str, VerdictView]
+    figures: list[FigureView]
+    tables: list[TableView]
+    metrics: TableView | None
+    runs: list[RunView]
+    failed: list[RunView]
+    errors: list[str]
+    missing_seeds: list[Any]
+
+    def other_verdicts(self, claim_id: str) -> list[VerdictView]:
+        return [v for c, v in self.verdicts.items() if c != claim_id]
+
+    def figures_for(self, claim_id: str) -> list[FigureView]:
+        return [f for f in self.figures if f.claim in (None, claim_id)]
+
+
+@dataclass
+class ClaimView:
+    id: str
+    title: str
+    body: str
+    text: str
+    library: str
+    measure: str
+    href: str
+    in_ledger: bool
+    experiments: list[ExperimentView] = field(default_factory=list)
+
+
+@dataclass
+class IndexRow:
+    claim: ClaimView
+    experiment: ExperimentView | None
+    verdict: VerdictView | None
+    rowspan: int  # >0 on the first row of a claim, 0 on the following ones
+
+
+# -- reading the store ------------------------------------------------------------------------
+
+
+def _verdict_view(v: Any) -> VerdictView:
+    status = str(v.status)
+    return VerdictView(
+        claim=str(v.claim),
+        status=status,
+        css=STATUS_CLASS.get(status, "inconclusive"),
+        effect=fmt_num(v.effect),
+        ci=fmt_ci(v.ci_low, v.ci_high),
+        n_seeds=v.n_seeds,
+        summary=str(v.summary or ""),
+        effect_name=str(v.effect_name or ""),
+    )
+
+
+def _run_view(r: Any) -> RunView:
+    env = r.env if isinstance(getattr(r, "env", None), Mapping) else {}
+    dur = getattr(r, "duration_s", None)
+    return RunView(
+        seed=r.seed,
+        status=str(r.status),
+        duration=f"{float(dur):.1f} s" if _is_num(dur) and math.isfinite(dur) else "—",
+        device=str(env.get("device", "—")),
+        finished=fmt_time(getattr(r, "finished_at", None)),
+        error=str(getattr(r, "error", "") or ""),
+        attempts=int(getattr(r, "attempts", 1) or 1),
+    )
+
+
+def _table_views(runs: Sequence[Any]) -> list[TableView]:
+    names: list[str] = []
+    for r in runs:
+        for name in r.result.tables:
+            if name not in names:
+                names.append(name)
+    views: list[TableView] = []
+    for name in names:
+        per_seed = [(r.seed, r.result.tables[name]) for r in runs if name in r.result.tables]
+        total = sum(len(rows) for _, rows in per_seed)
+        if len(per_seed) > 1 and total <= SMALL_TABLE_ROWS:
+            rows = [{"seed": seed, **row} for seed, rows in per_seed for row in rows]
+            note = f"all {len(per_seed)} seeds"
+        else:
+            seed, rows = per_seed[0]
+            note = f"seed {seed}" + (
+                f" (the first of {len(per_seed)} seeds)" if len(per_seed) > 1 else ""
+            )
+        columns: list[str] = []
+        for row in rows:
+            for k in row:
+                if k not in columns:
+                    columns.append(k)
+        shown = rows[:MAX_TABLE_ROWS]
+        if len(rows) > MAX_TABLE_ROWS:
+            note += f"; the first {MAX_TABLE_ROWS} of {len(rows)} rows"
+        numeric = [
+            all(_is_num(row.get(c)) for row in shown if row.get(c) is not None)
+            and any(row.get(c) is not None for row in shown)
+            for c in columns
+        ]
+        views.append(
+            TableView(
+                name=name,
+                columns=[str(c) for c in columns],
+                numeric=numeric,
+                rows=[[fmt_cell(row.get(c)) for c in columns] for row in shown],
+                note=note,
+            )
+        )
+    return views
+
+
+def _metrics_view(runs: Sequence[Any]) -> TableView | None:
+    names: list[str] = []
+    for r in runs:
+        for k in r.result.metrics:
+            if k not in names:
+                names.append(k)
+    if not names:
+        return None
+    per_seed = len(runs) <= MAX_SEED_COLUMNS
+    columns = ["metric", "mean", "sd", "min", "max", "n"]
+    if per_seed:
+        columns += [f"seed {r.seed}" for r in runs]
+    rows: list[list[str]] = []
+    for name in names:
+        vals = [r.result.metrics.get(name) for r in runs]
+        finite = [float(v) for v in vals if v is not None and math.isfinite(float(v))]
+        n = len(finite)
+        mean = sum(finite) / n if n else math.nan
+        sd = math.sqrt(sum((v - mean) ** 2 for v in finite) / (n - 1)) if n > 1 else math.nan
+        row = [
+            name,
+            fmt_num(mean),
+            fmt_num(sd),
+            fmt_num(min(finite) if n else math.nan),
+            fmt_num(max(finite) if n else math.nan),
+            str(n),
+        ]
+        if per_seed:
+            row += [fmt_num(v) for v in vals]
+        rows.append(row)
+    note = "sd: sample standard deviation over seeds; n: seeds with a finite value"
+    return TableView(
+        name="metrics",
+        columns=columns,
+        numeric=[False] + [True] * (len(columns) - 1),
+        rows=rows,
+        note=note,
+    )
+
+
+def _copy_figures(
+    summary: Any, artifacts_dir: Path, out: Path, fig_dir: str, used: set[str]
+) -> list[FigureView]:
+    views: list[FigureView] = []
+    root = artifacts_dir.resolve()
+    for fig in summary.figures or []:
+        rel = str(fig.get("path", ""))
+        caption = str(fig.get("caption", "") or "")
+        claim = fig.get("claim") or None
+        src = (artifacts_dir / rel).resolve()
+        inside = src == root or root in src.parents
+        if not rel or not inside or not src.is_file():
+            views.append(
+                FigureView(src="", caption=caption or rel, claim=claim, origin="experiment")
+            )
+            continue
+        name = slug(src.name)
+        stem, suffix = os.path.splitext(name)
+        i = 1
+        while f"{fig_dir}/{name}" in used:
+            i += 1
+            name = f"{stem}-{i}{suffix}"
+        target = f"{fig_dir}/{name}"
+        used.add(target)
+        (out / fig_dir).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, out / target)
+        views.append(
+            FigureView(
+                src=target,
+                caption=caption,
+                claim=claim,
+                origin="experiment",
+                is_image=suffix.lower() in IMAGE_SUFFIXES,
+            )
+        )
+    return views
+
+
+def _draw_series(runs: Sequence[Any], out: Path, fig_dir: str, used: set[str]) -> list[FigureView]:
+    names: list[str] = []
+    for r in runs:
+        for name in r.result.series:
+            if name not in names:
+                names.append(name)
+    views: list[FigureView] = []
+    for name in names:
+        series = [r.result.series[name] for r in runs if name in r.result.series]
+        stats = series_stats(series)
+        target = f"{fig_dir}/series-{slug(name)}.png"
+        i = 1
+        while target in used:
+            i += 1
+            target = f"{fig_dir}/series-{slug(name)}-{i}.png"
+        if not draw_series(stats, name, out / target):
+            continue
+        used.add(target)
+        n = len(series) - stats.skipped
+        caption = (
+            f"{name}: mean over {n} seed{'s' if n != 1 else ''} per curve"
+            + (", band: ±1 standard deviation over seeds" if n > 1 else "")
+            + (", log scale" if stats.logy else "")
+            + "."
+        )
+        if stats.skipped:
+            caption += f" {stats.skipped} seed(s) with different x values left out."
+        views.append(FigureView(src=target, caption=caption, claim=None, origin="series"))
+    return views
+
+
+def _experiment_view(store: Any, summary: Any, out: Path, used: set[str]) -> ExperimentView:
+    name = str(summary.experiment)
+    fig_dir = f"figures/{slug(name)}"
+    seeds = list(summary.seeds or [])
+    runs = sorted(
+        store.runs(name, status=None, config_hash=summary.config_hash), key=lambda r: r.seed
+    )
+    completed = [
+        r
+        for r in runs
+        if r.status == "completed" and r.result is not None and (not seeds or r.seed in seeds)
+    ]
+    done = {r.seed for r in completed}
+    failed = [r for r in runs if r.status != "completed" and r.seed not in done]
+    figures = _copy_figures(summary, Path(store.artifacts_dir), out, fig_dir, used)
+    figures += _draw_series(completed, out, fig_dir, used)
+    verdicts: dict[str, VerdictView] = {}
+    for v in summary.verdicts or []:
+        verdicts.setdefault(str(v.claim), _verdict_view(v))
+    claims = [str(c) for c in (summary.claims or [])]
+    claims += [c for c in verdicts if c not in claims]
+    config = summary.config if isinstance(summary.config, Mapping) else {}
+    env = summary.env if isinstance(summary.env, Mapping) else {}
+    return ExperimentView(
+        name=name,
+        title=str(summary.title or name),
+        anchor=f"exp-{slug(name)}",
+        profile=str(summary.profile or "—"),
+        config_hash=str(summary.config_hash or ""),
+        claims=claims,
+        seeds=seeds,
+        created=fmt_time(summary.created_at),
+        config_rows=[(str(k), fmt_value(v)) for k, v in config.items()],
+        env_rows=_flatten(env),
+        verdicts=verdicts,
+        figures=figures,
+        tables=_table_views(completed),
+        metrics=_metrics_view(completed),
+        runs=[_run_view(r) for r in completed],
+        failed=[_run_view(r) for r in failed],
+        errors=[str(e) for e in (getattr(summary, "errors", None) or [])],
+        missing_seeds=[s for s in seeds if s not in done],
+    )
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("elulab.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html"], default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["md"] = inline_md
+    return env
+
+
+def _claim_views(ledger: Ledger, experiments: Sequence[ExperimentView]) -> list[ClaimView]:
+    views: list[ClaimView] = []
+    used: set[str] = set()
+
+    def add(c: Claim, in_ledger: bool) -> None:
+        page = f"claim-{slug(c.id)}.html"
+        i = 1
+        while page in used:
+            i += 1
+            page = f"claim-{slug(c.id)}-{i}.html"
+        used.add(page)
+        views.append(
+            ClaimView(
+                id=c.id,
+                title=c.title,
+                body=c.body,
+                text=c.text,
+                library=c.library,
+                measure=c.measure,
+                href=page,
+                in_ledger=in_ledger,
+            )
+        )
+
+    for c in ledger.claims:
+        add(c, True)
+    known = {c.id for c in ledger.claims}
+    extra = sorted({cid for e in experiments for cid in e.claims} - known, key=_natural_key)
+    for cid in extra:
+        add(Claim(id=cid, text=_UNKNOWN_CLAIM, library="", measure=""), False)
+    by_id = {v.id: v for v in views}
+    for e in experiments:
+        for cid in e.claims:
+            by_id[cid].experiments.append(e)
+    return views
+
+
+def _index_rows(claims: Sequence[ClaimView]) -> list[IndexRow]:
+    rows: list[IndexRow] = []
+    for c in claims:
+        if not c.experiments:
+            rows.append(IndexRow(claim=c, experiment=None, verdict=None, rowspan=1))
+            continue
+        for i, e in enumerate(c.experiments):
+            rows.append(
+                IndexRow(
+                    claim=c,
+                    experiment=e,
+                    verdict=e.verdicts.get(c.id),
+                    rowspan=len(c.experiments) if i == 0 else 0,
+                )
+            )
+    return rows
+
+
+def _status_counts(rows: Sequence[IndexRow]) -> list[tuple[str, str, int]]:
+    """(label, css class, rows) for the index summary line, in a fixed order."""
+    order = [*STATUS_CLASS, NO_VERDICT, NOT_MEASURED]
+    css = {**STATUS_CLASS, NO_VERDICT: "no-verdict", NOT_MEASURED: "unmeasured"}
+    counts = dict.fromkeys(order, 0)
+    for r in rows:
+        if r.experiment is None:
+            counts[NOT_MEASURED] += 1
+        elif r.verdict is None:
+            counts[NO_VERDICT] += 1
+        else:
+            counts[r.verdict.status] = counts.get(r.verdict.status, 0) + 1
+    return [(k, css.get(k, "inconclusive"), n) for k, n in counts.items() if n]
+
+
+def _render(store: Any, store_path: Path, ledger: Ledger, out: Path) -> None:
+    from .. import __version__
+
+    used: set[str] = set()
+    experiments = [_experiment_view(store, s, out, used) for s in store.latest_summaries()]
+    experiments.sort(key=lambda e: (_natural_key(e.claims[0]) if e.claims else [], e.name))
+    claims = _claim_views(ledger, experiments)
+    rows = _index_rows(claims)
+    env = _environment()
+    common = {
+        "generated": fmt_time(_dt.datetime.now(tz=_dt.timezone.utc)),
+        "version": __version__,
+        "store_path": str(store_path.resolve()),
+        "ledger": ledger,
+        "claims": claims,
+        "NOT_MEASURED": NOT_MEASURED,
+        "NO_VERDICT": NO_VERDICT,
+    }
+    (out / "static").mkdir(parents=True, exist_ok=True)
+    css = resources.files("elulab.report").joinpath("static", "style.css").read_text("utf-8")
+    (out / "static" / "style.css").write_text(css, encoding="utf-8")
+    index = env.get_template("index.html").render(
+        **common,
+        rows=rows,
+        experiments=experiments,
+        counts=_status_counts(rows),
+        page_title="elulab claim ledger",
+    )
+    (out / "index.html").write_text(index, encoding="utf-8")
+    page = env.get_template("claim.html")
+    for i, c in enumerate(claims):
+        html = page.render(
+            **common,
+            claim=c,
+            prev=claims[i - 1] if i > 0 else None,
+            next=claims[i + 1] if i + 1 < len(claims) else None,
+            page_title=f"{c.id} · {c.title} · elulab",
+        )
+        (out / c.href).write_text(html, encoding="utf-8")
+    (out / MARKER).write_text("This folder is written by elulab.report.build_report.\n", "utf-8")
+
+
+# -- the public entry point --------------------------------------------------------------------
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ReportError(f"report folder {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise ReportError(
+            f"report folder {out} exists, is not empty and is not an elulab report; "
+            "refusing to replace it (choose another --out or empty it)"
+        )
+
+
+def _swap(tmp: Path, out: Path) -> None:
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+    os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        os.replace(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def build_report(
+    store_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    claims_path: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Render the result store as a static HTML site that opens from disk.
+
+    The index has one row per (claim, experiment): verdict badge, effect with its
+    95% confidence interval, seeds, experiment and profile, and a link to the
+    claim's page. Each claim page shows the claim and what must be measured, then
+    for each experiment covering it: verdicts, figures (those the experiment drew
+    and those drawn here from its series: mean over seeds, band ±1 sd), tables,
+    per-seed metrics, the resolved config, seeds, environment and failed runs.
+
+    The site is built in a temporary folder beside ``out_dir`` and swapped in at
+    the end: a failed build leaves any previous report as it was. An existing
+    ``out_dir`` is replaced only if it is empty or an earlier elulab report.
+
+    Args:
+        store_path: the result store (SQLite file written by :mod:`elulab.lab.store`).
+        out_dir: the folder to write; created (with parents) if missing.
+        claims_path: a claims ledger in the ``CLAIMS.md`` format; default: the copy
+            bundled with elulab.
+
+    Returns:
+        The path of ``index.html``.
+
+    Raises:
+        ReportError: the store is missing or unreadable, ``out_dir`` is unsafe to
+            replace, or the claims file cannot be parsed.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from elulab.lab.store import Store
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = Store(d / "results.sqlite")
+        >>> build_report(d / "results.sqlite", d / "report").name
+        'index.html'
+    """
+    store_path = Path(store_path)
+    out = Path(out_dir)
+    if not store_path.is_file():
+        raise ReportError(
+            f"result store not found: {store_path} (run `elulab run` or `elulab reproduce` first)"
+        )
+    try:
+        ledger = parse_claims(claims_path)
+    except ValueError as e:
+        raise ReportError(str(e)) from None
+    _check_out(out)
+    from ..lab.store import Store, StoreError
+
+    try:
+        store = Store(store_path, create=False, readonly=True)
+    except StoreError as e:
+        raise ReportError(f"cannot open result store {store_path}: {e}") from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        try:
+            _render(store, store_path, ledger, tmp)
+        except StoreError as e:
+            raise ReportError(f"cannot read result store {store_path}: {e}") from None
+        finally:
+            close = getattr(store, "close", None)
+            if callable(close):
+                close()
+        _swap(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out / "index.html"
