@@ -1,0 +1,42 @@
+"""Hooks that watch a model train: dead and saturated units, gradient flow, per layer.
+
+* :class:`Diagnostics`: a context manager that attaches hooks to any ``nn.Module``
+  (Linear, Conv and activation modules), keeps their handles and always removes them;
+  :meth:`Diagnostics.step` gives one :class:`LayerStats` per layer and step.
+* :func:`audit`: train a model a few steps with the hooks on and audit every layer
+  over a whole pass (what ``elulab audit`` runs); :class:`AuditResult`,
+  :func:`render_html`, :func:`load_factory`, :func:`build_model`.
+
+The definitions (dead, saturated, units, gain) are in :mod:`elulab.diagnostics._hooks`
+and ``docs/audit.md``.
+"""
+
+from ._audit import AuditResult as AuditResult
+from ._audit import FactoryError as FactoryError
+from ._audit import ModelDataMismatch as ModelDataMismatch
+from ._audit import audit as audit
+from ._audit import audit_dataset as audit_dataset
+from ._audit import build_model as build_model
+from ._audit import check_model_fits as check_model_fits
+from ._audit import html_section as html_section
+from ._audit import load_factory as load_factory
+from ._audit import render_html as render_html
+from ._hooks import DEFAULT_EPS as DEFAULT_EPS
+from ._hooks import Diagnostics as Diagnostics
+from ._hooks import LayerStats as LayerStats
+
+__all__ = [
+    "DEFAULT_EPS",
+    "AuditResult",
+    "Diagnostics",
+    "FactoryError",
+    "LayerStats",
+    "ModelDataMismatch",
+    "audit",
+    "audit_dataset",
+    "build_model",
+    "check_model_fits",
+    "html_section",
+    "load_factory",
+    "render_html",
+]

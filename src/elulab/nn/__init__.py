@@ -14,3 +14,4 @@ from ._activations import get_activation as get_activation
 # --- initialisers and self-normalising networks (_init.py, _snn.py) ---
 
 # --- swapping activations in a model (_swap.py) ---
+from ._swap import swap_activations as swap_activations

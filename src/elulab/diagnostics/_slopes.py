@@ -1,0 +1,201 @@
+"""Where an activation's slope is flat: the elementwise mask ``|f'(x)| < eps``.
+
+A unit is *saturated* on a batch when ``|f'(x)| < eps`` at every sample (and position)
+but its gradient is not exactly zero (that would make it *dead*). For the ELU family
+the flat region is the negative plateau, and it is a threshold on ``x``:
+
+* ELU: :math:`f'(x) = \\alpha e^x = f(x) + \\alpha` for :math:`x \\le 0`, so
+  :math:`f'(x) < \\varepsilon \\iff x < \\log(\\varepsilon/\\alpha)`, which is the same
+  as "the output is within :math:`\\varepsilon` of :math:`-\\alpha`";
+* CELU: :math:`f'(x) = e^{x/\\alpha}`, flat for :math:`x < \\alpha \\log \\varepsilon`;
+* SELU: :math:`f'(x) = \\lambda \\alpha e^x`, flat for :math:`x < \\log(\\varepsilon/(\\lambda\\alpha))`.
+
+Other activations use their closed-form slope, or, for an activation module that is
+not in the table, autograd on a detached copy of the input (the module must then be
+elementwise).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["KNOWN_ACTIVATIONS", "flat_mask"]
+
+_SQRT_2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+Mask = Callable[[nn.Module, torch.Tensor, float], torch.Tensor]
+
+
+def _below(threshold: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    return lambda x: x < threshold
+
+
+def _elu_like(scale: float, x: torch.Tensor, eps: float) -> torch.Tensor:
+    """``scale * exp(x) < eps`` on ``x <= 0`` (the slope is ``>= 1`` on ``x > 0`` up to scale)."""
+    if scale == 0.0:
+        return x <= 0
+    t = min(0.0, math.log(eps / abs(scale)))
+    return x < t
+
+
+def _elu(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
+    return _elu_like(float(m.alpha), x, eps)
+
+
+def _selu(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
+    from ..functional import SELU_ALPHA, SELU_LAMBDA
+
+    return _elu_like(SELU_LAMBDA * SELU_ALPHA, x, eps) | ((x > 0) & (SELU_LAMBDA < eps))
+
+
+def _celu(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
+    alpha = float(m.alpha)
+    if alpha <= 0.0:
+        return _slope_mask_autograd(m, x, eps)
+    return x < min(0.0, alpha * math.log(eps))
+
+
+def _relu(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
+    return x <= 0
+
+
+def _relu6(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
+    return (x <= 0) | (x >= 6)
+
+
+def _hardtanh(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
+    return (x <= float(m.min_val)) | (x >= float(m.max_val))
+
+
+def _leaky(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
+    if abs(float(m.negative_slope)) < eps:
+        return x < 0
+    return torch.zeros_like(x, dtype=torch.bool)
+
+
+def _gelu(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
+    if getattr(m, "approximate", "none") == "tanh":
+        u = _SQRT_2_OVER_PI * (x + 0.044715 * x**3)
+        t = torch.tanh(u)
+        slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+    else:
+        slope = 0.5 * (1 + torch.erf(x / _SQRT_2)) + x * torch.exp(-0.5 * x * x) * _INV_SQRT_2PI
+    return slope.abs() < eps
+
+
+def _silu(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
+    s = torch.sigmoid(x)
+    return (s * (1 + x * (1 - s))).abs() < eps
+
+
+def _mish(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
+    t = torch.tanh(F.softplus(x))
+    return (t + x * (1 - t * t) * torch.sigmoid(x)).abs() < eps
+
+
+def _tanh(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
+    t = torch.tanh(x)
+    return (1 - t * t) < eps
+
+
+def _sigmoid(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
+    s = torch.sigmoid(x)
+    return s * (1 - s) < eps
+
+
+def _softplus(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
+    bx = float(m.beta) * x
+    slope = torch.where(bx > float(m.threshold), torch.ones_like(x), torch.sigmoid(bx))
+    return slope < eps
+
+
+def _slope_mask_autograd(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
+    """``|f'(x)| < eps`` by autograd; valid for elementwise modules only."""
+    with torch.enable_grad():
+        leaf = x.detach().clone().requires_grad_(True)
+        y = m(leaf.clone())  # a non-leaf copy: in-place modules may overwrite it
+        if not isinstance(y, torch.Tensor) or y.shape != leaf.shape:
+            raise TypeError(
+                f"activation module {type(m).__name__} is not elementwise (input shape "
+                f"{tuple(leaf.shape)}, output {getattr(y, 'shape', type(y).__name__)}); "
+                "only elementwise activations can be audited"
+            )
+        (slope,) = torch.autograd.grad(y, leaf, torch.ones_like(y))
+    return slope.abs() < eps
+
+
+# Activation classes the diagnostics recognise, with their flat-region mask. Subclasses
+# match too (the first matching entry wins). ``None``: slope by autograd.
+KNOWN_ACTIVATIONS: dict[type[nn.Module], Mask | None] = {
+    nn.ReLU: _relu,
+    nn.ReLU6: _relu6,
+    nn.LeakyReLU: _leaky,
+    nn.ELU: _elu,
+    nn.CELU: _celu,
+    nn.SELU: _selu,
+    nn.GELU: _gelu,
+    nn.SiLU: _silu,
+    nn.Mish: _mish,
+    nn.Tanh: _tanh,
+    nn.Sigmoid: _sigmoid,
+    nn.Softplus: _softplus,
+    nn.Hardtanh: _hardtanh,
+    nn.PReLU: None,
+    nn.Hardswish: None,
+    nn.Hardsigmoid: None,
+    nn.Softsign: None,
+    nn.LogSigmoid: None,
+    nn.Tanhshrink: None,
+}
+
+
+def _elulab_activations() -> dict[type[nn.Module], Mask | None]:
+    """elulab's own ELU-family modules (by their ``alpha``), when the package has them."""
+    try:
+        from .. import nn as enn
+    except ImportError:  # pragma: no cover - elulab.nn is part of the package
+        return {}
+    out: dict[type[nn.Module], Mask | None] = {}
+    for name, mask in (("ELU", _elu), ("CELU", _celu), ("SELU", _selu)):
+        cls = getattr(enn, name, None)
+        if isinstance(cls, type) and issubclass(cls, nn.Module) and cls not in KNOWN_ACTIVATIONS:
+            out[cls] = mask if name == "SELU" else _with_alpha(mask)
+    return out
+
+
+def _with_alpha(mask: Mask) -> Mask:
+    """Use the closed form when the module exposes a scalar ``alpha``, else autograd."""
+
+    def checked(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
+        alpha = getattr(m, "alpha", None)
+        if isinstance(alpha, (int, float)) or (
+            isinstance(alpha, torch.Tensor) and alpha.numel() == 1
+        ):
+            return mask(m, x, eps)
+        return _slope_mask_autograd(m, x, eps)
+
+    return checked
+
+
+def activation_table(extra: tuple[type[nn.Module], ...] = ()) -> dict[type[nn.Module], Mask | None]:
+    """The recognised activation classes: elulab's, torch's, then ``extra`` (by autograd)."""
+    table: dict[type[nn.Module], Mask | None] = dict(_elulab_activations())
+    table.update(KNOWN_ACTIVATIONS)
+    for cls in extra:
+        table.setdefault(cls, None)
+    return table
+
+
+def flat_mask(module: nn.Module, x: torch.Tensor, eps: float, mask: Mask | None) -> torch.Tensor:
+    """Elementwise ``|f'(x)| < eps`` for the activation ``module`` at its input ``x``."""
+    with torch.no_grad():
+        if mask is None:
+            return _slope_mask_autograd(module, x, eps)
+        return mask(module, x.detach(), eps)
