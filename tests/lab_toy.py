@@ -11,6 +11,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -38,13 +39,16 @@ class Toy(Experiment):
     title = "A toy experiment for the lab tests"
     claims = ("T1",)
     Config = ToyConfig
-    profiles = {"quick": {"seeds": 3}, "full": {"seeds": 5, "steps": 20}}
+    profiles: ClassVar[dict[str, dict[str, Any]]] = {
+        "quick": {"seeds": 3},
+        "full": {"seeds": 5, "steps": 20},
+    }
 
     def run(self, config: ToyConfig, seed: int, context) -> RunResult:  # type: ignore[override]
         if seed in config.fail_seeds:
             raise RuntimeError(f"seed {seed} fails on purpose")
         py = random.random()
-        npv = float(np.random.rand())
+        npv = float(np.random.rand())  # noqa: NPY002 -- checks that the lab seeds it
         x = torch.randn(config.size, config.size)
         w = torch.randn(config.size, config.size) / config.size**0.5
         norms = []
@@ -92,4 +96,6 @@ class CpuToy(Toy):
     """A CPU-bound run of about ``steps`` 256x256 float32 matmuls (for benchmarks)."""
 
     name = "lab_cpu_toy"
-    profiles = {"quick": {"seeds": 4, "size": 256, "steps": 2000, "artifacts": False}}
+    profiles: ClassVar[dict[str, dict[str, Any]]] = {
+        "quick": {"seeds": 4, "size": 256, "steps": 2000, "artifacts": False}
+    }

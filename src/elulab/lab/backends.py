@@ -82,7 +82,7 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     import numpy as np
 
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 -- the legacy global generator is what experiments use
     import torch
 
     torch.manual_seed(seed)
@@ -208,6 +208,7 @@ def execute_task(task: RunTask, progress: ProgressFn | None = None) -> RunOutcom
             return _failed(task, f"cannot load the experiment in the worker: {e!r}", started)
     import torch
 
+    started = time.time()  # loading the code is not part of the run
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(task.threads)
     workdir = Path(tempfile.mkdtemp(prefix=f"elulab-{experiment.name}-{task.seed}-"))

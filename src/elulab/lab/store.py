@@ -46,6 +46,7 @@ __all__ = [
     "Store",
     "StoreError",
     "SummaryRecord",
+    "export_runs",
 ]
 
 DEFAULT_STORE = Path("elulab-results") / "elulab.sqlite"
@@ -149,7 +150,7 @@ def _check_artifact_name(name: str) -> PurePosixPath:
     if (
         not name
         or p.is_absolute()
-        or any(part in ("", ".", "..") for part in p.parts)
+        or any(part in ("", ".", "..") for part in name.split("/"))
         or "\\" in name
         or "\x00" in name
     ):
@@ -633,3 +634,78 @@ class Store:
             "SELECT experiment FROM runs UNION SELECT experiment FROM summaries ORDER BY 1"
         ).fetchall()
         return [r[0] for r in rows]
+
+
+_RUN_COLUMNS = (
+    "experiment",
+    "config_hash",
+    "seed",
+    "status",
+    "duration_s",
+    "started_at",
+    "attempts",
+    "error",
+)
+
+
+def export_runs(runs: Sequence[RunRecord], fmt: str) -> str:
+    """The runs as CSV (one row per run, one column per metric) or JSON (a list).
+
+    Args:
+        runs: records from :meth:`Store.runs`.
+        fmt: ``"csv"`` or ``"json"``. In CSV a failed run's error is its last line;
+            JSON rows carry ``metrics`` and ``config`` as objects and the whole error.
+
+    Example:
+        >>> export_runs([], "csv").strip()
+        'experiment,config_hash,seed,status,duration_s,started_at,attempts,error'
+    """
+    import csv
+    import io
+
+    if fmt not in ("csv", "json"):
+        raise ValueError(f"unknown format {fmt!r}; allowed: csv, json")
+    if fmt == "json":
+        rows = []
+        for r in runs:
+            metrics = r.result.to_json()["metrics"] if r.result is not None else {}
+            rows.append(
+                {
+                    "experiment": r.experiment,
+                    "config_hash": r.config_hash,
+                    "seed": r.seed,
+                    "status": r.status,
+                    "duration_s": r.duration_s,
+                    "started_at": r.started_at,
+                    "attempts": r.attempts,
+                    "error": r.error,
+                    "metrics": metrics,
+                    "config": r.config,
+                }
+            )
+        return json.dumps(rows, indent=2, allow_nan=False) + "\n"
+    metric_names = sorted({k for r in runs if r.result is not None for k in r.result.metrics})
+    header = list(_RUN_COLUMNS) + [f"metric.{m}" if m in _RUN_COLUMNS else m for m in metric_names]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for r in runs:
+        error = ""
+        if r.error:
+            lines = [ln.strip() for ln in r.error.strip().splitlines() if ln.strip()]
+            error = lines[-1] if lines else ""
+        metrics = r.result.metrics if r.result is not None else {}
+        writer.writerow(
+            [
+                r.experiment,
+                r.config_hash,
+                r.seed,
+                r.status,
+                f"{r.duration_s:.6g}",
+                f"{r.started_at:.3f}",
+                r.attempts,
+                error,
+            ]
+            + [repr(float(metrics[m])) if m in metrics else "" for m in metric_names]
+        )
+    return buf.getvalue()
