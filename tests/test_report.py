@@ -598,3 +598,24 @@ def test_report_reads_the_store_without_importing_experiments(tmp_path):
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     assert html.unescape((tmp_path / "site" / "index.html").read_text()).count("supported") >= 2
+
+
+def test_report_of_a_sweep_run_by_the_lab(tmp_path):
+    """End to end: the lab's runner fills the store (a hook figure, a failed seed)."""
+    from elulab.lab.runner import run_experiment
+    from lab_toy import Toy
+
+    with Store(tmp_path / "s.sqlite") as store:
+        run_experiment(
+            Toy(), store=store, overrides={"figure": "true", "fail_seeds": "1", "seeds": "3"}
+        )
+    index = build_report(tmp_path / "s.sqlite", tmp_path / "site")
+    rows = _rows(index)
+    assert "lab_toy" in rows["T1"][0] and ">2<" in rows["T1"][0]  # two seeds completed
+    page = (index.parent / "claim-T1.html").read_text(encoding="utf-8")
+    assert 'src="figures/lab_toy/draws.png"' in page and "One uniform draw per seed." in page
+    assert 'src="figures/lab_toy/series-norm.png"' in page
+    assert "Failed runs (1)" in page and "RuntimeError: seed 1 fails on purpose" in page
+    for name in ("draws.png", "series-norm.png"):
+        w, h = _png_size(index.parent / "figures" / "lab_toy" / name)
+        assert w > 100 and h > 100

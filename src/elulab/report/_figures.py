@@ -125,7 +125,8 @@ def draw_series(stats: SeriesStats, title: str, path: Path) -> bool:
     are left out. Returns False (and writes nothing) when there is nothing finite
     to draw.
     """
-    from matplotlib.figure import Figure  # heavy import, only when drawing
+    from matplotlib.figure import Figure  # heavy imports, only when drawing
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(6.4, 3.8), dpi=110, layout="constrained")
     ax = fig.add_subplot()
@@ -156,6 +157,9 @@ def draw_series(stats: SeriesStats, title: str, path: Path) -> bool:
         return False
     if stats.logy:
         ax.set_yscale("log")
+    finite_x = x[np.isfinite(x)]
+    if finite_x.size and np.all(finite_x == np.round(finite_x)):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(stats.xlabel)
     ax.set_ylabel(stats.ylabel)
     ax.set_title(title, fontsize=11)
