@@ -8,5 +8,10 @@ from ._paths import data_root as data_root
 from ._paths import dataset_dir as dataset_dir
 from .mnist import load_mnist as load_mnist
 from .mnist import split_indices as split_indices
+from .uci import UCIDataset as UCIDataset
+from .uci import UCIFormatError as UCIFormatError
+from .uci import list_uci_datasets as list_uci_datasets
+from .uci import load_uci as load_uci
 
-__all__ = ["DataNotFoundError", "data_root", "dataset_dir", "load_mnist", "split_indices"]
+__all__ = ["DataNotFoundError", "data_root", "dataset_dir", "load_mnist", "split_indices",
+           "UCIDataset", "UCIFormatError", "list_uci_datasets", "load_uci"]

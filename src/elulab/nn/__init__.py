@@ -12,6 +12,10 @@ from ._activations import Sin as Sin
 from ._activations import get_activation as get_activation
 
 # --- initialisers and self-normalising networks (_init.py, _snn.py) ---
+from ._init import lecun_normal_ as lecun_normal_
+from ._snn import SNN as SNN
+from ._snn import AlphaDropout as AlphaDropout
+from ._snn import ScaledELU as ScaledELU
 
 # --- swapping activations in a model (_swap.py) ---
 from ._swap import swap_activations as swap_activations
