@@ -99,12 +99,16 @@ def check_alpha(alpha: float, name: str = "alpha") -> float:
         >>> check_alpha(2)
         2.0
     """
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
-        raise TypeError(
-            f"{name} must be a real number (int or float), got {type(alpha).__name__} {alpha!r}"
-        )
+    kind = type(alpha)
+    # fast path for the common cases (this runs on every activation call); bool is
+    # neither float nor int by exact type, so it falls through to the refusal below
+    if kind is not float and kind is not int:
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+            raise TypeError(
+                f"{name} must be a real number (int or float), got {kind.__name__} {alpha!r}"
+            )
     value = float(alpha)
-    if not math.isfinite(value) or value <= 0.0:
+    if not 0.0 < value < math.inf:  # also false for NaN
         raise ValueError(f"{name} must be a finite number > 0, got {alpha!r}")
     return value
 
@@ -142,8 +146,8 @@ def elu(input: torch.Tensor, alpha: float = 1.0, inplace: bool = False) -> torch
 
     .. math:: \mathrm{ELU}(x) = x \text{ if } x > 0, \quad \alpha (e^x - 1) \text{ otherwise}.
 
-    Same signature and bitwise the same values as :func:`torch.nn.functional.elu` (it runs
-    that op), with ``alpha`` validated by :func:`check_alpha`.
+    Same signature and bitwise the same values as :func:`torch.nn.functional.elu` (it calls
+    the same ATen op), with ``alpha`` validated by :func:`check_alpha`.
 
     References:
         | Fast and Accurate Deep Network Learning by Exponential Linear Units (ELUs)
@@ -161,7 +165,10 @@ def elu(input: torch.Tensor, alpha: float = 1.0, inplace: bool = False) -> torch
     alpha = check_alpha(alpha)
     _check_tensor(input, "elu")
     _check_inplace(inplace)
-    return F.elu(input, alpha, inplace)
+    # the bindings F.elu itself calls, without its Python layer (same kernel and values)
+    if inplace:
+        return torch._C._nn.elu_(input, alpha)
+    return torch._C._nn.elu(input, alpha)
 
 
 def celu(input: torch.Tensor, alpha: float = 1.0, inplace: bool = False) -> torch.Tensor:
@@ -203,7 +210,7 @@ def selu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
         \quad \lambda \alpha_{01} (e^x - 1) \text{ otherwise},
 
     with :data:`SELU_LAMBDA` and :data:`SELU_ALPHA`. Same values as
-    :func:`torch.nn.functional.selu` (it runs that op).
+    :func:`torch.nn.functional.selu` (it calls the same ATen op).
 
     References:
         | Self-Normalizing Neural Networks (Klambauer, Unterthiner, Mayr and Hochreiter,
@@ -219,7 +226,10 @@ def selu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     """
     _check_tensor(input, "selu")
     _check_inplace(inplace)
-    return F.selu(input, inplace)
+    # the ops F.selu itself calls, without its Python layer (same kernel and values)
+    if inplace:
+        return torch.selu_(input)
+    return torch.selu(input)
 
 
 # ---------------------------------------------------------------------------
