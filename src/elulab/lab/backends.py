@@ -37,6 +37,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import warnings
@@ -314,9 +315,22 @@ class Backend:
         self.close()
 
 
-def _init_worker(threads: int) -> None:
+def _watch_driver(pid: int) -> None:
+    """End this worker when the driver is gone (e.g. ``kill -9``): nobody reads its result."""
+    while True:
+        time.sleep(0.5)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(70)
+        except PermissionError:
+            pass
+
+
+def _init_worker(threads: int, driver_pid: int) -> None:
     # Ctrl-C goes to the driver, which stops the pool; workers must not die mid-write.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_driver, args=(driver_pid,), daemon=True).start()
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["MKL_NUM_THREADS"] = str(threads)
     import torch
@@ -365,7 +379,7 @@ class LocalBackend(Backend):
             max_workers=min(self.workers, len(tasks)),
             mp_context=_mp_context(),
             initializer=_init_worker,
-            initargs=(self.threads,),
+            initargs=(self.threads, os.getpid()),
         )
         futures: dict[Future[RunOutcome], RunTask] = {
             pool.submit(execute_task, t): t for t in pack_tasks(tasks)
