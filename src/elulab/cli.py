@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -47,6 +48,394 @@ def print_json(obj: Any) -> None:
 
 
 # --- section: the lab (list, run, results, reproduce, report) ---
+
+_DEFAULT_STORE = Path("elulab-results") / "elulab.sqlite"
+_DEFAULT_REPORT = Path("elulab-report")
+_STATUS_STYLE = {
+    "supported": "green",
+    "not supported": "red",
+    "mixed": "yellow",
+    "inconclusive": "dim",
+}
+
+
+def _lab_registry() -> dict[str, Any]:
+    from .experiments import EXPERIMENTS
+
+    return EXPERIMENTS
+
+
+def _lab_experiment(name: str) -> Any:
+    """The experiment registered as ``name``, or given as ``module:Class``."""
+    from .lab.api import ConfigError
+
+    try:
+        if ":" in name:
+            from .lab.runner import load_experiment
+
+            return load_experiment(name)
+        from .experiments import get_experiment
+
+        return get_experiment(name)
+    except ConfigError as e:
+        fail(str(e))
+
+
+def _lab_positive_int(option: str, raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        fail(f"{option} expects an integer >= 1, got {raw!r}")
+    if value < 1:
+        fail(f"{option} expects an integer >= 1, got {raw!r}")
+    return value
+
+
+def _lab_overrides(sets: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in sets or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _lab_store(path: Path, *, readonly: bool = False) -> Any:
+    from .lab.store import Store, StoreError
+
+    try:
+        return Store(path, create=not readonly, readonly=readonly)
+    except StoreError as e:
+        fail(str(e))
+
+
+def _lab_backend(name: str, workers: int | None, address: str | None) -> Any:
+    from .lab.backends import BackendError, make_backend
+
+    try:
+        return make_backend(name, workers=workers, address=address)
+    except (ValueError, BackendError) as e:
+        fail(str(e))
+
+
+class _LabProgress:
+    """Rich progress bars on stderr, fed by the runner's events."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> _LabProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: Any) -> None:
+        if event.kind == "start":
+            note = f" ({event.skipped} stored)" if event.skipped else ""
+            self.task = self.progress.add_task(f"{event.experiment}{note}", total=event.total)
+        elif self.task is None:
+            return
+        elif event.kind == "progress":
+            self.progress.update(self.task, completed=event.done + event.fraction)
+        elif event.kind == "run":
+            self.progress.update(self.task, completed=event.done)
+            if event.status == "failed":
+                self.progress.console.print(
+                    f"{event.experiment} seed {event.seed} failed: {event.error}",
+                    markup=False,
+                    highlight=False,
+                )
+
+
+def _lab_verdict_table(experiment: Any, outcome: Any) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"{experiment.name}: {experiment.title}", title_justify="left")
+    for col in ("claim", "status", "effect", "95% CI", "seeds", "summary"):
+        table.add_column(col, overflow="fold")
+    for v in outcome.verdicts:
+        style = _STATUS_STYLE.get(v.status, "")
+        table.add_row(
+            v.claim,
+            f"[{style}]{v.status}[/]" if style else v.status,
+            f"{v.effect:.4g}",
+            f"[{v.ci_low:.4g}, {v.ci_high:.4g}]",
+            str(v.n_seeds),
+            v.summary,
+        )
+    return table
+
+
+def _lab_outcome_json(experiment: Any, outcome: Any) -> dict[str, Any]:
+    return {
+        "experiment": experiment.name,
+        "title": experiment.title,
+        "claims": list(experiment.claims),
+        "profile": outcome.profile,
+        "config_hash": outcome.config_hash,
+        "seeds": outcome.seeds,
+        "runs": {
+            "completed": len(outcome.completed),
+            "skipped": len(outcome.skipped),
+            "failed": len(outcome.failed),
+        },
+        "failures": [{"seed": s, "error": e} for s, e in sorted(outcome.failed.items())],
+        "verdicts": [v.to_json() for v in outcome.verdicts],
+        "figures": [] if outcome.summary is None else outcome.summary.figures,
+        "errors": outcome.errors,
+    }
+
+
+def _lab_sweep(
+    experiment: Any,
+    *,
+    store: Any,
+    backend: Any,
+    profile: str,
+    overrides: dict[str, str],
+    seeds: int | None,
+    as_json: bool,
+) -> tuple[Any, list[str]]:
+    """Run one sweep with progress bars; return the outcome and its problems."""
+    from .lab.runner import run_experiment
+
+    with _LabProgress() as progress:
+        outcome = run_experiment(
+            experiment,
+            store=store,
+            profile=profile,
+            overrides=overrides,
+            seeds=seeds,
+            backend=backend,
+            on_event=progress,
+        )
+    problems = [f"{experiment.name} seed {s}: {e}" for s, e in sorted(outcome.failed.items())]
+    problems += [f"{experiment.name}: {e}" for e in outcome.errors]
+    if not as_json:
+        if outcome.verdicts:
+            console.print(_lab_verdict_table(experiment, outcome))
+        console.print(
+            f"{experiment.name}: {len(outcome.completed)} runs completed, "
+            f"{len(outcome.skipped)} already stored, {len(outcome.failed)} failed "
+            f"(config {outcome.config_hash})",
+            highlight=False,
+        )
+    return outcome, problems
+
+
+def _lab_report_problems(problems: list[str]) -> None:
+    if problems:
+        err_console.print(f"{len(problems)} problem(s):", highlight=False)
+        for p in problems:
+            err_console.print(f"  {p}", markup=False, highlight=False)
+        raise typer.Exit(code=1)
+
+
+def _lab_interrupted() -> NoReturn:
+    err_console.print(
+        "interrupted: the completed runs are stored; run the same command again to resume",
+        highlight=False,
+    )
+    raise typer.Exit(code=130)
+
+
+@app.command("list")
+def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the registered experiments, their claims and profiles."""
+    rows = []
+    for name, cls in _lab_registry().items():
+        default_seeds = getattr(cls.Config(), "seeds", None)
+        rows.append(
+            {
+                "name": name,
+                "title": cls.title,
+                "claims": list(cls.claims),
+                "profiles": sorted(cls.profiles),
+                "seeds": {p: cls.profiles[p].get("seeds", default_seeds) for p in cls.profiles},
+            }
+        )
+    if as_json:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title="experiments")
+    for col in ("name", "claims", "title", "seeds per profile"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        seeds = ", ".join(f"{p}: {n}" for p, n in r["seeds"].items())
+        table.add_row(r["name"], ", ".join(r["claims"]), r["title"], seeds)
+    console.print(table)
+
+
+@app.command("run")
+def run_cmd(
+    experiment: str = typer.Argument(
+        ..., help="Registered name (see `elulab list`) or module:Class."
+    ),
+    profile: str = typer.Option("quick", "--profile", help="Profile: quick or full."),
+    seeds: str | None = typer.Option(None, "--seeds", metavar="N", help="Run seeds 0..N-1."),
+    sets: list[str] | None = typer.Option(
+        None, "--set", metavar="KEY=VALUE", help="Config override."
+    ),
+    backend: str = typer.Option("local", "--backend", help="local or ray."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address."),
+    workers: str | None = typer.Option(
+        None, "--workers", metavar="N", help="Worker processes / Ray CPUs."
+    ),
+    store: Path = typer.Option(_DEFAULT_STORE, "--store", help="Result store (SQLite)."),
+    as_json: bool = typer.Option(False, "--json", help="End with one JSON object."),
+) -> None:
+    """Run the seeds of one experiment (skipping stored ones) and print its verdicts."""
+    from .lab.api import ConfigError
+
+    exp = _lab_experiment(experiment)
+    overrides = _lab_overrides(sets)
+    n_seeds = _lab_positive_int("--seeds", seeds)
+    n_workers = _lab_positive_int("--workers", workers)
+    try:
+        exp.resolve_config(profile, {**overrides, **({"seeds": n_seeds} if n_seeds else {})})
+    except ConfigError as e:
+        fail(str(e))
+    st = _lab_store(store)
+    be = _lab_backend(backend, n_workers, address)
+    try:
+        outcome, problems = _lab_sweep(
+            exp,
+            store=st,
+            backend=be,
+            profile=profile,
+            overrides=overrides,
+            seeds=n_seeds,
+            as_json=as_json,
+        )
+    except ConfigError as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        _lab_interrupted()
+    finally:
+        be.close()
+        st.close()
+    if as_json:
+        print_json(_lab_outcome_json(exp, outcome))
+    _lab_report_problems(problems)
+
+
+def _lab_build_report(store: Path, out: Path) -> Path:
+    try:
+        from . import report
+    except ImportError as e:
+        fail(f"the report builder is not available: {e}")
+    report_error = getattr(report, "ReportError", None) or RuntimeError
+    try:
+        return Path(report.build_report(store, out))
+    except report_error as e:
+        fail(str(e))
+
+
+@app.command("reproduce")
+def reproduce_cmd(
+    profile: str = typer.Option("quick", "--profile", help="Profile: quick or full."),
+    store: Path = typer.Option(_DEFAULT_STORE, "--store", help="Result store (SQLite)."),
+    out: Path = typer.Option(_DEFAULT_REPORT, "--out", help="Report folder."),
+    backend: str = typer.Option("local", "--backend", help="local or ray."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address."),
+    workers: str | None = typer.Option(
+        None, "--workers", metavar="N", help="Worker processes / Ray CPUs."
+    ),
+) -> None:
+    """Run every registered experiment, then build the HTML report."""
+    from .lab.api import ConfigError
+
+    n_workers = _lab_positive_int("--workers", workers)
+    experiments = [cls() for cls in _lab_registry().values()]
+    if not experiments:
+        fail("no experiments are registered")
+    for exp in experiments:
+        try:
+            exp.resolve_config(profile)
+        except ConfigError as e:
+            fail(str(e))
+    st = _lab_store(store)
+    be = _lab_backend(backend, n_workers, address)
+    problems: list[str] = []
+    try:
+        for exp in experiments:
+            _, found = _lab_sweep(
+                exp,
+                store=st,
+                backend=be,
+                profile=profile,
+                overrides={},
+                seeds=None,
+                as_json=False,
+            )
+            problems += found
+    except KeyboardInterrupt:
+        _lab_interrupted()
+    finally:
+        be.close()
+        st.close()
+    index = _lab_build_report(store, out)
+    console.print(f"report: {index}", highlight=False)
+    _lab_report_problems(problems)
+
+
+@app.command("report")
+def report_cmd(
+    store: Path = typer.Option(_DEFAULT_STORE, "--store", help="Result store (SQLite)."),
+    out: Path = typer.Option(_DEFAULT_REPORT, "--out", help="Report folder."),
+) -> None:
+    """Build the HTML report from the result store."""
+    _lab_store(store, readonly=True).close()
+    index = _lab_build_report(store, out)
+    console.print(f"report: {index}", highlight=False)
+
+
+@app.command("results")
+def results_cmd(
+    experiment: str = typer.Argument(..., help="Experiment name (or module:Class)."),
+    fmt: str = typer.Option("csv", "--format", help="csv or json."),
+    store: Path = typer.Option(_DEFAULT_STORE, "--store", help="Result store (SQLite)."),
+) -> None:
+    """Export the stored runs of one experiment: one row per (config, seed)."""
+    from .lab.store import export_runs
+
+    if fmt not in ("csv", "json"):
+        fail(f"unknown format {fmt!r}; allowed: csv, json")
+    name = _lab_experiment(experiment).name if ":" in experiment else experiment
+    st = _lab_store(store, readonly=True)
+    try:
+        known = sorted(set(_lab_registry()) | set(st.experiments()))
+        if name not in known:
+            fail(f"unknown experiment {name!r}; allowed: {', '.join(known) or '(none)'}")
+        text = export_runs(st.runs(name, status=None), fmt)
+    finally:
+        st.close()
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 # --- section: audit (diagnostics) ---
