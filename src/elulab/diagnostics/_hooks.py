@@ -54,7 +54,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._slopes import Mask, activation_table, flat_mask
+from ._slopes import Mask, activation_table, flat_units
 
 __all__ = ["DEFAULT_EPS", "Diagnostics", "LayerStats"]
 
@@ -130,13 +130,24 @@ class _Window:
         self.steps = 0
 
 
+def _mean_var(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and (population) variance of all elements, as ``E[x^2] - E[x]^2``.
+
+    Two fast reductions (``torch.var_mean`` is several times slower on CPU); the
+    variance is accurate while ``var >> 1e-7 * mean^2`` (float32 sums) and clamped at 0.
+    """
+    with torch.no_grad():
+        t = t.detach()
+        n = max(t.numel(), 1)
+        if not t.is_floating_point():
+            t = t.float()
+        mean = t.mean().double()
+        sq = torch.linalg.vector_norm(t).double().square() / n
+        return mean, (sq - mean * mean).clamp_min(0.0)
+
+
 def _reduce_dims(ndim: int, unit_dim: int) -> tuple[int, ...]:
     return tuple(i for i in range(ndim) if i != unit_dim)
-
-
-def _unit_any(mask: torch.Tensor, unit_dim: int) -> torch.Tensor:
-    dims = _reduce_dims(mask.ndim, unit_dim)
-    return mask.any(dim=dims) if dims else mask.clone()
 
 
 class Diagnostics:
@@ -295,11 +306,19 @@ class Diagnostics:
         self._sites.append(site)
         return site
 
-    def _grad_hook(self, site: _Site, unit_dim: int) -> Callable[[torch.Tensor], None]:
+    def _grad_hook(self, site: _Site, dims: tuple[int, ...]) -> Callable[[torch.Tensor], None]:
         def hook(g: torch.Tensor) -> None:
             g = g.detach()
-            nz = _unit_any(g != 0, unit_dim)
-            sq = g.float().pow(2).sum()
+            # max |g| per unit, never g**2: squares of gradients below ~1e-23 underflow
+            # to zero in float32 and would turn a slowed unit into a "dead" one
+            # (max > 0 or min < 0 is much faster on CPU than abs().amax or an inf-norm)
+            hi, lo = (g.amax(dim=dims), g.amin(dim=dims)) if dims else (g, g)
+            nz = (hi > 0) | (lo < 0)
+            sq = torch.linalg.vector_norm(g).double().square()
+            if sq == 0 or not torch.isfinite(sq):  # squares under/overflowed in float32
+                top = torch.maximum(hi.max(), -lo.min()).double()
+                if top > 0:
+                    sq = (top * torch.linalg.vector_norm(g.double() / top)).square()
             if site.nonzero is None:
                 site.nonzero, site.grad_sq = nz, sq
             else:  # a second backward through the same graph (retain_graph)
@@ -319,10 +338,8 @@ class Diagnostics:
                 )
             unit_dim = output.ndim - 1 if isinstance(module, _LINEAR_TYPES) else 1
             site = self._new_site(name, type(module).__name__, int(output.shape[unit_dim]))
-            with torch.no_grad():
-                out = output.detach()
-                site.mean, site.var = out.float().mean(), out.float().var(unbiased=False)
-            output.register_hook(self._grad_hook(site, unit_dim))
+            site.mean, site.var = _mean_var(output)
+            output.register_hook(self._grad_hook(site, _reduce_dims(output.ndim, unit_dim)))
             self._last_out = weakref.ref(output)
             self._last_unit_dim = unit_dim
 
@@ -348,16 +365,18 @@ class Diagnostics:
                 )
             unit_dim = self._last_unit_dim if self._last_out() is x else 1
             site = self._new_site(name, type(module).__name__, int(x.shape[unit_dim]))
+            dims = _reduce_dims(x.ndim, unit_dim)
             self._busy = True
             try:
-                flat = flat_mask(module, x, self.eps, mask)
+                site.flat = flat_units(module, x, self.eps, mask, dims)
             finally:
                 self._busy = False
-            site.flat = ~_unit_any(~flat, unit_dim)
-            # a private copy of the input: its gradient is exactly this module's input
-            # gradient, even when x is used elsewhere or the module works in place
-            x2 = x.clone()
-            x2.register_hook(self._grad_hook(site, unit_dim))
+            # the gradient of this private alias of x is exactly the module's input
+            # gradient, even when x is used elsewhere; a view costs nothing, but an
+            # in-place module needs a copy (hooks on a view modified in place are lost)
+            inplace = getattr(module, "inplace", False) is True or mask is None
+            x2 = x.clone() if inplace else x.view_as(x)
+            x2.register_hook(self._grad_hook(site, dims))
             self._pending.setdefault(id(module), []).append(site)
             return (x2,)
 
@@ -369,9 +388,7 @@ class Diagnostics:
             return
         site = pending.pop()
         if isinstance(output, torch.Tensor):
-            with torch.no_grad():
-                out = output.detach().float()
-                site.mean, site.var = out.mean(), out.var(unbiased=False)
+            site.mean, site.var = _mean_var(output)
 
     # -- steps ----------------------------------------------------------------------------
     def step(self) -> list[LayerStats]:
@@ -411,8 +428,8 @@ class Diagnostics:
                     name=s.name,
                     kind=s.kind,
                     units=s.units,
-                    dead_fraction=float((~nz).float().mean()),
-                    saturated_fraction=float((flat & nz).float().mean()),
+                    dead_fraction=_share(~nz),
+                    saturated_fraction=_share(flat & nz),
                     mean=float(s.mean) if s.mean is not None else math.nan,
                     var=float(s.var) if s.var is not None else math.nan,
                     grad_norm=norms[i],
@@ -464,8 +481,8 @@ class Diagnostics:
                     name=n,
                     kind=w.kind,
                     units=w.units,
-                    dead_fraction=float((~w.nonzero).float().mean()),
-                    saturated_fraction=float((w.flat & w.nonzero).float().mean()),
+                    dead_fraction=_share(~w.nonzero),
+                    saturated_fraction=_share(w.flat & w.nonzero),
                     mean=w.mean / w.steps,
                     var=w.var / w.steps,
                     grad_norm=norms[i],
@@ -477,6 +494,11 @@ class Diagnostics:
 
     def __iter__(self) -> Iterator[list[LayerStats]]:
         return iter(self.history)
+
+
+def _share(mask: torch.Tensor) -> float:
+    """Exact share of True in a boolean vector (count / size, in Python floats)."""
+    return int(mask.sum()) / mask.numel() if mask.numel() else 0.0
 
 
 def _gain(norms: list[float], i: int) -> float | None:

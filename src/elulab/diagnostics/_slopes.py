@@ -24,46 +24,62 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["KNOWN_ACTIVATIONS", "flat_mask"]
+__all__ = ["KNOWN_ACTIVATIONS", "Below", "activation_table", "flat_units"]
 
 _SQRT_2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
-Mask = Callable[[nn.Module, torch.Tensor, float], torch.Tensor]
+
+class Below:
+    """The flat region is ``x < threshold`` (or ``x <= threshold`` when ``inclusive``).
+
+    A unit is then flat at every sample exactly when the *largest* of its inputs is in
+    the region: one max-reduction, no elementwise mask.
+    """
+
+    __slots__ = ("inclusive", "threshold")
+
+    def __init__(self, threshold: float, inclusive: bool = False) -> None:
+        self.threshold, self.inclusive = float(threshold), inclusive
+
+    def holds(self, x: torch.Tensor) -> torch.Tensor:
+        return x <= self.threshold if self.inclusive else x < self.threshold
 
 
-def _below(threshold: float) -> Callable[[torch.Tensor], torch.Tensor]:
-    return lambda x: x < threshold
+Flat = torch.Tensor | Below
+Mask = Callable[[nn.Module, torch.Tensor, float], Flat]
 
 
-def _elu_like(scale: float, x: torch.Tensor, eps: float) -> torch.Tensor:
-    """``scale * exp(x) < eps`` on ``x <= 0`` (the slope is ``>= 1`` on ``x > 0`` up to scale)."""
+def _elu_like(scale: float, eps: float) -> Below:
+    """``scale * exp(x) < eps`` on ``x <= 0``; the slope is ``scale * 1 >= eps`` on ``x > 0``."""
     if scale == 0.0:
-        return x <= 0
-    t = min(0.0, math.log(eps / abs(scale)))
-    return x < t
+        return Below(0.0, inclusive=True)
+    return Below(min(0.0, math.log(eps / abs(scale))))
 
 
-def _elu(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
-    return _elu_like(float(m.alpha), x, eps)
+def _elu(m: nn.Module, x: torch.Tensor, eps: float) -> Flat:
+    alpha = float(m.alpha)
+    if alpha < 0.0:  # a decreasing negative branch: not the ELU family's plateau
+        return _slope_mask_autograd(m, x, eps)
+    return _elu_like(alpha, eps)
 
 
-def _selu(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
+def _selu(m: nn.Module, x: torch.Tensor, eps: float) -> Flat:
     from ..functional import SELU_ALPHA, SELU_LAMBDA
 
-    return _elu_like(SELU_LAMBDA * SELU_ALPHA, x, eps) | ((x > 0) & (SELU_LAMBDA < eps))
+    return _elu_like(SELU_LAMBDA * SELU_ALPHA, eps)
 
 
-def _celu(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
+def _celu(m: nn.Module, x: torch.Tensor, eps: float) -> Flat:
     alpha = float(m.alpha)
     if alpha <= 0.0:
         return _slope_mask_autograd(m, x, eps)
-    return x < min(0.0, alpha * math.log(eps))
+    return Below(min(0.0, alpha * math.log(eps)))
 
 
-def _relu(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
-    return x <= 0
+def _relu(m: nn.Module, x: torch.Tensor, eps: float) -> Flat:
+    return Below(0.0, inclusive=True)
 
 
 def _relu6(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -74,10 +90,10 @@ def _hardtanh(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
     return (x <= float(m.min_val)) | (x >= float(m.max_val))
 
 
-def _leaky(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
+def _leaky(m: nn.Module, x: torch.Tensor, eps: float) -> Flat:
     if abs(float(m.negative_slope)) < eps:
-        return x < 0
-    return torch.zeros_like(x, dtype=torch.bool)
+        return Below(0.0)
+    return Below(-math.inf)
 
 
 def _gelu(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -110,10 +126,12 @@ def _sigmoid(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
     return s * (1 - s) < eps
 
 
-def _softplus(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
-    bx = float(m.beta) * x
-    slope = torch.where(bx > float(m.threshold), torch.ones_like(x), torch.sigmoid(bx))
-    return slope < eps
+def _softplus(m: nn.Module, x: torch.Tensor, eps: float) -> Flat:
+    beta = float(m.beta)
+    if beta <= 0.0:
+        return _slope_mask_autograd(m, x, eps)
+    # slope sigmoid(beta x) < eps  <=>  x < logit(eps) / beta  (increasing in x)
+    return Below(math.log(eps / (1.0 - eps)) / beta)
 
 
 def _slope_mask_autograd(m: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -193,9 +211,18 @@ def activation_table(extra: tuple[type[nn.Module], ...] = ()) -> dict[type[nn.Mo
     return table
 
 
-def flat_mask(module: nn.Module, x: torch.Tensor, eps: float, mask: Mask | None) -> torch.Tensor:
-    """Elementwise ``|f'(x)| < eps`` for the activation ``module`` at its input ``x``."""
+def flat_units(
+    module: nn.Module, x: torch.Tensor, eps: float, mask: Mask | None, dims: tuple[int, ...]
+) -> torch.Tensor:
+    """Per unit: ``|f'(x)| < eps`` at every sample and position (reducing over ``dims``)."""
     with torch.no_grad():
-        if mask is None:
-            return _slope_mask_autograd(module, x, eps)
-        return mask(module, x.detach(), eps)
+        flat = (
+            _slope_mask_autograd(module, x, eps) if mask is None else mask(module, x.detach(), eps)
+        )
+        if isinstance(flat, Below):
+            if flat.threshold == -math.inf:
+                shape = [s for i, s in enumerate(x.shape) if i not in dims]
+                return torch.zeros(shape, dtype=torch.bool, device=x.device)
+            top = x.detach().amax(dim=dims) if dims else x.detach()
+            return flat.holds(top)
+        return ~((~flat).any(dim=dims)) if dims else flat.clone()
