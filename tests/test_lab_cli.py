@@ -1,0 +1,181 @@
+"""Tests of the lab commands of the CLI: list, run, results, reproduce, report."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+import elulab.experiments
+import elulab.report
+from elulab.cli import app
+from elulab.lab.store import Store
+from lab_toy import Toy
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The registry with only the toy experiment in it."""
+    reg: dict[str, Any] = {"lab_toy": Toy}
+    monkeypatch.setattr(elulab.experiments, "EXPERIMENTS", reg)
+    return reg
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(app, list(args))
+
+
+def _one_line_error(result: Any, *words: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.output
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+def test_list_json(registry: dict[str, Any]) -> None:
+    result = invoke("list", "--json")
+    assert result.exit_code == 0
+    (entry,) = json.loads(result.stdout)
+    assert entry["name"] == "lab_toy" and entry["claims"] == ["T1"]
+    assert entry["title"] == Toy.title
+    assert entry["profiles"] == ["full", "quick"] and entry["seeds"] == {"quick": 3, "full": 5}
+    table = invoke("list")
+    assert table.exit_code == 0 and "lab_toy" in table.stdout
+
+
+def test_run_json_then_skip_then_results(registry: dict[str, Any], tmp_path: Path) -> None:
+    store = str(tmp_path / "r" / "s.sqlite")
+    first = invoke("run", "lab_toy", "--store", store, "--seeds", "3", "--json")
+    assert first.exit_code == 0, first.output
+    out = json.loads(first.stdout)  # stdout holds only the JSON object
+    assert out["experiment"] == "lab_toy"
+    assert out["runs"] == {"completed": 3, "skipped": 0, "failed": 0}
+    (v,) = out["verdicts"]
+    assert set(v) >= {"claim", "status", "effect", "ci_low", "ci_high", "n_seeds", "summary"}
+    assert v["claim"] == "T1" and v["n_seeds"] == 3
+    again = json.loads(invoke("run", "lab_toy", "--store", store, "--seeds", "4", "--json").stdout)
+    assert again["runs"] == {"completed": 1, "skipped": 3, "failed": 0}
+    assert again["verdicts"][0]["n_seeds"] == 4
+    # the human form: a verdict table
+    human = invoke("run", "lab_toy", "--store", store, "--seeds", "4")
+    assert human.exit_code == 0
+    assert "T1" in human.stdout and "0 runs completed, 4 already stored" in human.stdout
+    rows = list(csv.DictReader(io.StringIO(invoke("results", "lab_toy", "--store", store).stdout)))
+    assert [int(r["seed"]) for r in rows] == [0, 1, 2, 3]
+    assert {r["status"] for r in rows} == {"completed"} and all(r["py"] for r in rows)
+    data = json.loads(invoke("results", "lab_toy", "--store", store, "--format", "json").stdout)
+    with Store(store, readonly=True) as st:
+        stored = {r.seed: r.result.metrics["py"] for r in st.runs() if r.result}
+    assert {d["seed"]: d["metrics"]["py"] for d in data} == stored
+
+
+def test_run_by_module_spec_and_failures_exit_1(registry: dict[str, Any], tmp_path: Path) -> None:
+    store = str(tmp_path / "s.sqlite")
+    result = invoke(
+        "run", "lab_toy:Toy", "--store", store, "--seeds", "3", "--set", "fail_seeds=1", "--json"
+    )
+    assert result.exit_code == 1
+    out = json.loads(result.stdout)
+    assert out["runs"] == {"completed": 2, "skipped": 0, "failed": 1}
+    assert out["failures"] == [{"seed": 1, "error": "RuntimeError: seed 1 fails on purpose"}]
+    assert "seed 1 fails on purpose" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["run", "nope"], ["unknown experiment 'nope'", "allowed: lab_toy"]),
+        (["run", "lab_toy", "--set", "nope=1"], ["unknown config key 'nope'", "steps"]),
+        (["run", "lab_toy", "--set", "steps=many"], ["steps expects int", "'many'"]),
+        (["run", "lab_toy", "--set", "figure=maybe"], ["figure expects bool"]),
+        (["run", "lab_toy", "--set", "steps"], ["--set expects key=value"]),
+        (["run", "lab_toy", "--profile", "medium"], ["unknown profile 'medium'", "quick, full"]),
+        (["run", "lab_toy", "--seeds", "0"], ["--seeds expects an integer >= 1"]),
+        (["run", "lab_toy", "--seeds", "x"], ["--seeds expects an integer >= 1"]),
+        (["run", "lab_toy", "--workers", "-2"], ["--workers expects an integer >= 1"]),
+        (["run", "lab_toy", "--backend", "slurm"], ["unknown backend 'slurm'", "local, ray"]),
+        (["run", "lab_toy", "--address", "auto"], ["--address is only for the ray backend"]),
+        (["run", "no_such_module_xyz:Exp"], ["cannot import 'no_such_module_xyz'"]),
+        (["results", "nope"], ["unknown experiment 'nope'", "lab_toy"]),
+        (["results", "lab_toy", "--format", "xml"], ["unknown format 'xml'", "csv, json"]),
+        (["reproduce", "--profile", "medium"], ["unknown profile 'medium'"]),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    registry: dict[str, Any], tmp_path: Path, args: list[str], words: list[str]
+) -> None:
+    store = tmp_path / "s.sqlite"
+    Store(store).close()
+    result = invoke(*args, "--store", str(store))
+    _one_line_error(result, *words)
+    with Store(store, readonly=True) as st:
+        assert st.runs(status=None) == []
+
+
+def test_ray_missing_is_a_clear_error(
+    registry: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    result = invoke("run", "lab_toy", "--backend", "ray", "--store", str(tmp_path / "s.sqlite"))
+    _one_line_error(result, "pip install 'elulab[ray]'")
+
+
+def test_foreign_stores_are_refused_and_untouched(registry: dict[str, Any], tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    _one_line_error(invoke("run", "lab_toy", "--store", str(text)), "not an elulab store")
+    assert text.read_text() == "hello\n"
+    db = tmp_path / "app.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE users (name TEXT)")
+    conn.commit()
+    conn.close()
+    before = db.read_bytes()
+    for args in (["run", "lab_toy"], ["results", "lab_toy"], ["report"]):
+        _one_line_error(invoke(*args, "--store", str(db)), "not an elulab store")
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db", "notes.txt"]
+    blocker = tmp_path / "notes.txt" / "s.sqlite"  # its folder is a file: cannot be created
+    _one_line_error(invoke("run", "lab_toy", "--store", str(blocker)), "cannot create")
+
+
+def test_reproduce_runs_everything_then_builds_the_report(
+    registry: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Other(Toy):
+        name = "lab_toy_other"
+
+    registry["lab_toy_other"] = Other
+    calls: list[tuple[Path, Path, list[str]]] = []
+
+    def fake_build_report(store_path: Path, out_dir: Path) -> Path:
+        with Store(store_path, readonly=True) as st:
+            calls.append((Path(store_path), Path(out_dir), [s.experiment for s in st.summaries()]))
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        index = Path(out_dir) / "index.html"
+        index.write_text("<html></html>")
+        return index
+
+    monkeypatch.setattr(elulab.report, "build_report", fake_build_report)
+    store, out = tmp_path / "s.sqlite", tmp_path / "site"
+    result = invoke("reproduce", "--store", str(store), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert calls == [(store, out, ["lab_toy_other", "lab_toy"])]
+    assert str(out / "index.html") in result.stdout.replace("\n", "")
+    with Store(store, readonly=True) as st:
+        assert len(st.runs("lab_toy")) == 3 and len(st.runs("lab_toy_other")) == 3
+    # `elulab report` only builds the report; a missing store is a one-line error
+    calls.clear()
+    assert invoke("report", "--store", str(store), "--out", str(out)).exit_code == 0
+    assert len(calls) == 1
+    _one_line_error(invoke("report", "--store", str(tmp_path / "none.sqlite")), "does not exist")
