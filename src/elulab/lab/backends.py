@@ -351,6 +351,9 @@ def _mp_context() -> multiprocessing.context.BaseContext:
 class LocalBackend(Backend):
     """Runs on this machine: in-process (``workers=1``) or in ``workers`` processes.
 
+    The worker processes start on the first sweep and are kept for the next ones
+    (e.g. every experiment of ``elulab reproduce``) until :meth:`close`.
+
     Args:
         workers: number of worker processes; 1 runs every task in the calling process.
         threads: torch threads per worker process (used to start the pool; each task
@@ -364,9 +367,20 @@ class LocalBackend(Backend):
             raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
         self.workers = workers
         self.threads = threads
+        self._pool: ProcessPoolExecutor | None = None
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "workers": self.workers}
+
+    def _get_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=_mp_context(),
+                initializer=_init_worker,
+                initargs=(self.threads, os.getpid()),
+            )
+        return self._pool
 
     def run(
         self, tasks: Sequence[RunTask], progress: ProgressFn | None = None
@@ -375,12 +389,9 @@ class LocalBackend(Backend):
             for task in tasks:
                 yield execute_task(task, progress)
             return
-        pool = ProcessPoolExecutor(
-            max_workers=min(self.workers, len(tasks)),
-            mp_context=_mp_context(),
-            initializer=_init_worker,
-            initargs=(self.threads, os.getpid()),
-        )
+        if not tasks:
+            return
+        pool = self._get_pool()
         futures: dict[Future[RunOutcome], RunTask] = {
             pool.submit(execute_task, t): t for t in pack_tasks(tasks)
         }
@@ -395,12 +406,23 @@ class LocalBackend(Backend):
                         outcome = _failed(futures[fut], f"worker process failed: {e!r}")
                     yield outcome
         except BaseException:
-            _stop_pool(pool)
+            self._kill()
             raise
         finally:
             if pending:  # the consumer stopped early
-                _stop_pool(pool)
-            pool.shutdown(wait=True, cancel_futures=True)
+                self._kill()
+            elif self._pool is not None and getattr(self._pool, "_broken", False):
+                self._kill()  # a worker died: start a fresh pool next time
+
+    def _kill(self) -> None:
+        if self._pool is not None:
+            _stop_pool(self._pool)
+            self._pool = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
