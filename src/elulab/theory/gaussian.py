@@ -366,6 +366,28 @@ def _pick(*candidates: tuple[NDArray, ...]) -> NDArray:
 # ---------------------------------------------------------------------------------------
 
 
+def _exp_integrals(mu: NDArray, s: NDArray) -> tuple[NDArray, NDArray]:
+    """``E[e^z 1{z <= 0}] = e^{mu + s^2/2} Phi(-c - s)`` and ``E[e^{2z} 1{z <= 0}]``, in
+    log space (no overflow of ``e^{2 s^2}``, no underflow of ``Phi``)."""
+    c = mu / s
+    q1 = np.exp(mu + 0.5 * s * s + log_ndtr(-c - s))
+    q2 = np.exp(2.0 * mu + 2.0 * s * s + log_ndtr(-c - 2.0 * s))
+    return q1, q2
+
+
+def _elu_kink_terms(mu: NDArray, s: NDArray) -> tuple[NDArray, ...]:
+    """Pieces of the derivatives of the ELU moments in (mu, s^2), for the SELU moment map.
+
+    Returns ``(p, p1, q1, q2, dens0)``: ``P(z > 0)``, ``E[z 1{z > 0}]``,
+    ``E[e^z 1{z <= 0}]``, ``E[e^{2z} 1{z <= 0}]`` and the density of ``z`` at 0.
+    """
+    pos = _side_linear(mu, s)
+    q1, q2 = _exp_integrals(mu, s)
+    c = mu / s
+    dens0 = np.exp(-0.5 * c * c - _LOG_SQRT_2PI) / s
+    return pos.prob, pos.prob * pos.mean, q1, q2, dens0
+
+
 def _elu_moments(mu: NDArray, s: NDArray, alpha: float) -> tuple[NDArray, ...]:
     """Moments of ``elu(z; alpha)`` (scale 1) for ``z ~ N(mu, s^2)``."""
     pos = _side_linear(mu, s)
@@ -377,9 +399,7 @@ def _elu_moments(mu: NDArray, s: NDArray, alpha: float) -> tuple[NDArray, ...]:
     )
     second = p * (pos.var + pos.mean**2) + alpha**2 * q * (neg.var_exp + neg.e1**2)
     var = p * pos.var + alpha**2 * q * neg.var_exp + p * q * (pos.mean - alpha * neg.e1) ** 2
-    c = mu / s
-    q1 = np.exp(mu + 0.5 * s * s + log_ndtr(-c - s))  # E[e^z 1{z <= 0}]
-    q2 = np.exp(2.0 * mu + 2.0 * s * s + log_ndtr(-c - 2.0 * s))  # E[e^{2z} 1{z <= 0}]
+    q1, q2 = _exp_integrals(mu, s)
     slope = p + alpha * q1
     slope_sq = p + alpha**2 * q2
     return mean, second, var, slope, slope_sq
