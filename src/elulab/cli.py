@@ -457,8 +457,7 @@ def audit_cmd(
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
     out: str | None = typer.Option(None, "--out", help="write audit.html and audit.json here"),
 ) -> None:
-    """Train a model a few steps on a built-in data set and report, per layer, dead and
-    saturated units, activation mean/variance and gradient flow."""
+    """Audit a model per layer: dead/saturated units, activation stats, gradient flow."""
     from pathlib import Path
 
     from .diagnostics import (

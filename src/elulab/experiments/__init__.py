@@ -13,7 +13,7 @@ from ..lab.api import ConfigError, Experiment
 __all__ = ["EXPERIMENTS", "get_experiment"]
 
 # module names under elulab.experiments, in the order the report lists them
-_MODULES: tuple[str, ...] = ("rnn_gradient", "elu_flows")
+_MODULES: tuple[str, ...] = ("rnn_gradient", "elu_flows", "dead_neurons", "double_backprop")
 
 
 def _load() -> dict[str, type[Experiment]]:
