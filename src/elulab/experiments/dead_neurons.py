@@ -27,7 +27,7 @@ Verdict (C1): three sub-claims over seeds (95% t-intervals, :mod:`elulab.lab.sta
 each on the final dead fraction averaged over the two architectures: ReLU's is large
 (interval above ``large_threshold``), ELU's and Mish's are about zero (interval below
 ``zero_threshold``). All three supported: supported; all three contradicted: not
-supported; otherwise mixed (or inconclusive when nothing is decided). The effect
+supported; mixed when some are supported and some contradicted; otherwise inconclusive. The effect
 reported is ReLU's minus ELU's dead fraction (paired interval).
 
 References:
@@ -325,7 +325,7 @@ class DeadNeurons(Experiment):
             status = "supported"
         elif all(s == "not supported" for s in sub):
             status = "not supported"
-        elif "supported" in sub or "not supported" in sub:
+        elif "supported" in sub and "not supported" in sub:
             status = "mixed"
         else:
             status = "inconclusive"

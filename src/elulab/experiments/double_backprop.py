@@ -344,7 +344,7 @@ class DoubleBackprop(Experiment):
             status = "supported"
         elif all(s == "not supported" for s in sub):
             status = "not supported"
-        elif "supported" in sub or "not supported" in sub:
+        elif "supported" in sub and "not supported" in sub:
             status = "mixed"
         else:
             status = "inconclusive"
