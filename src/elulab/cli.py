@@ -46,6 +46,160 @@ def print_json(obj: Any) -> None:
 
 # --- section: constants and moments (theory) ---
 
+_THEORY_CONVENTION_HELP = (
+    "Pre-activation z ~ N(mean*omega, var*tau). Default omega=0, tau=1: the SELU paper's "
+    "map; omega=tau=1: the SNN authors' notebook (z ~ N(mean, var))."
+)
+
+
+def _theory_finite(value: float, option: str, *, positive: bool = False) -> float:
+    import math
+
+    if not math.isfinite(value) or (positive and value <= 0.0):
+        fail(f"{option} must be a finite number{' > 0' if positive else ''}, got {value!r}")
+    return value
+
+
+def _theory_table(title: str, rows: list[tuple[str, Any]], caption: str | None = None) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, caption=caption)
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    for key, value in rows:
+        table.add_row(key, f"{value:.17g}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+@constants_app.command("selu")
+def constants_selu_cmd(
+    mean: float = typer.Option(0.0, "--mean", help="Fixed-point mean mu*."),
+    var: float = typer.Option(1.0, "--var", help="Fixed-point variance nu* (> 0)."),
+    omega: float = typer.Option(0.0, "--omega", help=_THEORY_CONVENTION_HELP),
+    tau: float = typer.Option(1.0, "--tau", help="Sum of squared weights (> 0); see --omega."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """SELU lambda and alpha for a fixed point (mean, var), with the Jacobian's norm."""
+    from elulab.theory import solve_selu_parameters
+
+    _theory_finite(mean, "--mean")
+    _theory_finite(var, "--var", positive=True)
+    _theory_finite(omega, "--omega")
+    _theory_finite(tau, "--tau", positive=True)
+    try:
+        p = solve_selu_parameters(mean, var, omega=omega, tau=tau)
+    except (ValueError, TypeError) as exc:
+        fail(str(exc))
+    data = {
+        "lambda": p.lam,
+        "alpha": p.alpha,
+        "mean": p.mean,
+        "var": p.var,
+        "omega": p.omega,
+        "tau": p.tau,
+        "jacobian": p.jacobian.tolist(),
+        "jacobian_spectral_norm": p.spectral_norm,
+    }
+    if as_json:
+        print_json(data)
+        return
+    rows = [(k, v) for k, v in data.items() if k != "jacobian"]
+    rows += [(f"jacobian[{i}][{j}]", float(p.jacobian[i, j])) for i in range(2) for j in range(2)]
+    _theory_table(
+        "SELU constants",
+        rows,
+        caption="z ~ N(mean*omega, var*tau); spectral norm < 1: the fixed point attracts",
+    )
+
+
+@constants_app.command("alpha-dropout")
+def constants_alpha_dropout_cmd(
+    rate: float = typer.Option(..., "--rate", help="Dropout rate in [0, 1)."),
+    mean: float = typer.Option(0.0, "--mean", help="Fixed-point mean to keep."),
+    var: float = typer.Option(1.0, "--var", help="Fixed-point variance to keep (> 0)."),
+    omega: float = typer.Option(0.0, "--omega", help=_THEORY_CONVENTION_HELP),
+    tau: float = typer.Option(1.0, "--tau", help="Sum of squared weights (> 0); see --omega."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """AlphaDropout a, b and alpha' = -lambda*alpha for a rate at a fixed point."""
+    import math
+
+    from elulab.theory import alpha_dropout_parameters, solve_selu_parameters
+
+    if not (math.isfinite(rate) and 0.0 <= rate < 1.0):
+        fail(f"--rate must be in [0, 1), got {rate!r}")
+    _theory_finite(mean, "--mean")
+    _theory_finite(var, "--var", positive=True)
+    _theory_finite(omega, "--omega")
+    _theory_finite(tau, "--tau", positive=True)
+    try:
+        selu = solve_selu_parameters(mean, var, omega=omega, tau=tau)
+        p = alpha_dropout_parameters(rate, mean=mean, var=var, lam=selu.lam, alpha=selu.alpha)
+    except (ValueError, TypeError) as exc:
+        fail(str(exc))
+    data = {
+        "a": p.a,
+        "b": p.b,
+        "alpha_prime": p.alpha_prime,
+        "rate": p.rate,
+        "mean": p.mean,
+        "var": p.var,
+        "lambda": selu.lam,
+        "alpha": selu.alpha,
+    }
+    if as_json:
+        print_json(data)
+        return
+    _theory_table(
+        "AlphaDropout",
+        list(data.items()),
+        caption="dropped units -> alpha_prime, then a * x + b",
+    )
+
+
+@app.command("moments")
+def moments_cmd(
+    activation: str = typer.Argument(..., help="Activation name (relu, elu, selu, gelu, ...)."),
+    mean: float = typer.Option(0.0, "--mean", help="Mean mu of the pre-activation z."),
+    std: float = typer.Option(1.0, "--std", help="Standard deviation sigma of z (> 0)."),
+    alpha: float | None = typer.Option(None, "--alpha", help="alpha of elu/celu/selu (> 0)."),
+    scale: float | None = typer.Option(None, "--scale", help="Output scale of elu/celu/selu."),
+    negative_slope: float | None = typer.Option(
+        None, "--negative-slope", help="Slope of leaky_relu for x <= 0 (default 0.01)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """E f(z), E f(z)^2, Var f(z), E f'(z), E f'(z)^2 for z ~ N(mean, std^2)."""
+    from elulab.theory import gaussian_moments
+
+    _theory_finite(mean, "--mean")
+    _theory_finite(std, "--std", positive=True)
+    given = {"alpha": alpha, "scale": scale, "negative_slope": negative_slope}
+    params = {k: v for k, v in given.items() if v is not None}
+    try:
+        m = gaussian_moments(activation, mean, std, **params)
+    except (ValueError, TypeError) as exc:
+        fail(str(exc))
+    data = {
+        "activation": activation,
+        "mu": mean,
+        "sigma": std,
+        "mean": m.mean,
+        "second_moment": m.second_moment,
+        "variance": m.variance,
+        "mean_slope": m.mean_slope,
+        "mean_slope_sq": m.mean_slope_sq,
+        "method": m.method,
+    }
+    if as_json:
+        print_json(data)
+        return
+    fields = ("mean", "second_moment", "variance", "mean_slope", "mean_slope_sq")
+    rows = [(k, data[k]) for k in fields]
+    _theory_table(
+        f"{activation}(z), z ~ N({mean:g}, {std:g}^2)", rows, caption=f"method: {m.method}"
+    )
+
 
 # --- section: the lab (list, run, results, reproduce, report) ---
 
