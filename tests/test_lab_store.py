@@ -241,3 +241,20 @@ def test_stale_tmp_dirs_of_dead_processes_are_removed(tmp_path: Path) -> None:
     mine.mkdir()
     Store(path).close()
     assert not dead.exists() and mine.exists()
+
+
+def test_two_connections_same_seed_no_duplicate(tmp_path: Path) -> None:
+    """Two drivers on one store: the first completed result wins, nothing is duplicated."""
+    path = tmp_path / "s.sqlite"
+    a, b = Store(path), Store(path)
+    try:
+        assert _record(a, 0, result=RunResult(metrics={"m": 1.0}, artifacts={"x": b"a"}))
+        assert b.completed_seeds("exp", "h1") == {0}
+        assert not _record(b, 0, result=RunResult(metrics={"m": 2.0}, artifacts={"x": b"b"}))
+        (rec,) = b.runs("exp", status=None)
+        assert rec.result is not None and rec.result.metrics == {"m": 1.0}
+        assert rec.artifact_dir is not None and (rec.artifact_dir / "x").read_bytes() == b"a"
+        assert not [p for p in a.artifacts_dir.iterdir() if p.name.startswith(".tmp")]
+    finally:
+        a.close()
+        b.close()
