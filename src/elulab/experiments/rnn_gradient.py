@@ -401,6 +401,14 @@ def _cell(v: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _nanmean0(a: np.ndarray) -> np.ndarray:
+    """Mean over axis 0 ignoring NaN (unavailable seeds); NaN where all are NaN."""
+    ok = np.isfinite(a)
+    count = ok.sum(0)
+    total = np.where(ok, a, 0.0).sum(0)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
 def _gain_key(g: float) -> str:
     return f"g{g:g}"
 
@@ -706,7 +714,8 @@ class RNNGradientFlow(Experiment):
                     f" (ELU - ReLU {100 * da:+.1f} pp, CI [{100 * da_lo:+.1f}, {100 * da_hi:+.1f}])"
                 )
         missing = (
-            f", {n_missing} fitted predictions unavailable (closed form not finite)"
+            f", {n_missing} fitted predictions (seed x activation x g x kind) unavailable: "
+            "the Gaussian closed form gave no valid value for a state exploding forward"
             if n_missing
             else ""
         )
@@ -788,8 +797,14 @@ class RNNGradientFlow(Experiment):
             if all(f"grad_norm_vs_lag_{_gain_key(g)}" in r.series for r in results)
         ]
         if gains:
-            fig, axes = plt.subplots(1, len(gains), figsize=(4.2 * len(gains), 3.6), squeeze=False)
-            for ax, g in zip(axes[0], gains, strict=True):
+            ncols = min(3, len(gains))
+            nrows = -(-len(gains) // ncols)
+            fig, axes = plt.subplots(
+                nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), squeeze=False
+            )
+            for ax in axes.flat[len(gains) :]:
+                ax.set_visible(False)
+            for ax, g in zip(axes.flat, gains, strict=False):
                 key = f"grad_norm_vs_lag_{_gain_key(g)}"
                 lag = np.asarray(results[0].series[key].x)
                 for act in config.activations:
@@ -801,7 +816,7 @@ class RNNGradientFlow(Experiment):
                         p = np.log10(
                             np.stack([arr(r.series[key].ys[f"{act} pred {kind}"]) for r in results])
                         )
-                        ax.plot(lag, p.mean(0), style, color=c, lw=1)
+                        ax.plot(lag, _nanmean0(p), style, color=c, lw=1)
                 ax.set_title(f"||W||_2 = {g:g}")
                 ax.set_xlabel("time lag (steps)")
                 ax.set_ylabel("log10 gradient norm")
@@ -839,17 +854,19 @@ class RNNGradientFlow(Experiment):
                     )
                     for g in config.gains
                 ]
-                pred = [
+                pred = [  # over the seeds where it is available; NaN (not drawn) if none
                     float(
-                        np.mean(
-                            [
-                                r.metrics.get(f"{act}_{_gain_key(g)}_pred_{kind}", math.nan)
-                                for r in results
-                            ]
+                        _nanmean0(
+                            arr(
+                                [
+                                    r.metrics.get(f"{act}_{_gain_key(g)}_pred_{kind}", math.nan)
+                                    for r in results
+                                ]
+                            )
                         )
                     )
                     for g in config.gains
-                ]  # NaN (not drawn) where a seed's prediction is unavailable
+                ]
                 top = max(top, *[v for v in meas + pred if math.isfinite(v)])
                 style = {"color": c} if marker == "x" else {"facecolors": "none", "edgecolors": c}
                 ax.scatter(pred, meas, marker=marker, s=28, label=f"{act}: {label}", **style)
