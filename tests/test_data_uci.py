@@ -26,7 +26,9 @@ def uci_dir() -> Path:
 
 def _extract(uci_dir: Path, names: list[str], dest: Path) -> Path:
     with tarfile.open(uci_dir / ARCHIVE_NAME) as tar:
-        members = [m for m in tar.getmembers() if m.name.split("/")[1:2] and m.name.split("/")[1] in names]
+        members = [
+            m for m in tar.getmembers() if m.name.split("/")[1:2] and m.name.split("/")[1] in names
+        ]
         tar.extractall(dest, members=members, filter="data")
     return dest / "uci121"
 
@@ -83,7 +85,7 @@ def test_extracted_directory_matches_archive(uci_dir: Path, tmp_path: Path) -> N
         a, b = load_uci(name, uci_dir), load_uci(name, root)
         np.testing.assert_array_equal(a.X, b.X)
         np.testing.assert_array_equal(a.y, b.y)
-        for (t1, s1), (t2, s2) in zip(a.folds, b.folds):
+        for (t1, s1), (t2, s2) in zip(a.folds, b.folds, strict=False):
             np.testing.assert_array_equal(t1, t2)
             np.testing.assert_array_equal(s1, s2)
     assert list_uci_datasets(tmp_path) == ["hayes-roth", "iris"]  # finds uci121/ below

@@ -137,7 +137,9 @@ class _Source:
             return sorted({k.split("/")[0] for k in _archive_members(str(self.archive))})
         assert self.directory is not None
         return sorted(
-            p.name for p in self.directory.iterdir() if p.is_dir() and (p / f"{p.name}.txt").is_file()
+            p.name
+            for p in self.directory.iterdir()
+            if p.is_dir() and (p / f"{p.name}.txt").is_file()
         )
 
     def has(self, name: str, fname: str) -> bool:
@@ -157,7 +159,9 @@ class _Source:
         try:
             return raw.decode("ascii")
         except UnicodeDecodeError as e:
-            raise UCIFormatError(f"{self.label(name, fname)}: not an ASCII text file ({e})") from None
+            raise UCIFormatError(
+                f"{self.label(name, fname)}: not an ASCII text file ({e})"
+            ) from None
 
 
 @functools.lru_cache(maxsize=2)
@@ -369,9 +373,7 @@ def _load_cached(archive: Path | None, directory: Path | None, name: str) -> UCI
     tr, va = _parse_indices(src.read(name, "conxuntos.dat"), label("conxuntos.dat"), 2, n1)
     if np.intersect1d(tr, va).size:
         raise UCIFormatError(f"{label('conxuntos.dat')}: training and validation indices overlap")
-    k = _parse_indices(
-        src.read(name, "conxuntos_kfold.dat"), label("conxuntos_kfold.dat"), 8, n1
-    )
+    k = _parse_indices(src.read(name, "conxuntos_kfold.dat"), label("conxuntos_kfold.dat"), 8, n1)
     folds = []
     for f in range(4):
         a, b = k[2 * f], k[2 * f + 1]

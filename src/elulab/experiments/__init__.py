@@ -13,7 +13,8 @@ from ..lab.api import ConfigError, Experiment
 __all__ = ["EXPERIMENTS", "get_experiment"]
 
 # module names under elulab.experiments, in the order the report lists them
-_MODULES: tuple[str, ...] = ("rnn_gradient", "elu_flows", "dead_neurons", "double_backprop")
+_MODULES: tuple[str, ...] = ("rnn_gradient", "elu_flows", "dead_neurons", "double_backprop",
+                             "snn_fixed_point", "snn_uci")
 
 
 def _load() -> dict[str, type[Experiment]]:

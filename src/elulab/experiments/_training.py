@@ -240,9 +240,7 @@ def train_classifier(
     if val_acc:
         k = max(1, int(smooth))
         arr = np.asarray(val_acc)
-        sm = np.array(
-            [arr[max(0, i - k // 2) : i + k // 2 + 1].mean() for i in range(len(arr))]
-        )
+        sm = np.array([arr[max(0, i - k // 2) : i + k // 2 + 1].mean() for i in range(len(arr))])
         i = int(np.argmax(sm))
         best_step, best_val = eval_steps[i], float(sm[i])
     return TrainResult(

@@ -10,8 +10,9 @@ fixed point at mean 0, variance 1.
     PyTorch's ``torch.nn.init.calculate_gain("selu")`` is ``3/4``, so
     ``kaiming_normal_(w, nonlinearity="selu")`` draws with variance
     :math:`(3/4)^2 / n = 0.5625 / n`, not :math:`1/n`: :math:`\tau = 0.5625`, and
-    activations drift away from (0, 1) layer after layer (to variance about 0.4 at
-    depth; measured in the ``snn_fixed_point`` experiment). Use :func:`lecun_normal_`,
+    activations drift away from (0, 1) layer after layer (the variance falls to about
+    0.05 by layer 16 in 64-layer nets of width 256; measured in the
+    ``snn_fixed_point`` experiment). Use :func:`lecun_normal_`,
     or ``kaiming_normal_(w, nonlinearity="linear")`` (gain 1, the same
     distribution). The default init of ``nn.Linear`` (Kaiming-uniform with
     ``a = sqrt(5)``, variance :math:`1/(3n)`) is also wrong for SNNs.
