@@ -719,10 +719,29 @@ class RNNGradientFlow(Experiment):
             if n_missing
             else ""
         )
+        others = ", ".join(
+            f"{g:g}: "
+            + format(
+                float(
+                    np.mean(
+                        [
+                            math.log(r.metrics[f"elu_{_gain_key(g)}_measured_gain"])
+                            - math.log(r.metrics[f"relu_{_gain_key(g)}_measured_gain"])
+                            for r in results
+                        ]
+                    )
+                ),
+                "+.3f",
+            )
+            for g in config.gains
+            if g != config.verdict_gain
+        )
         numbers = (
             f"at ||W||_2 = {config.verdict_gain:g} the per-step gradient gain is {eg:.3f} for ELU "
             f"vs {relu_g:.3f} for ReLU (log difference {eff:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}], "
-            f"{n} seeds; ELU training runs that exploded: {int(elu_exploded)}); against the "
+            f"{n} seeds"
+            + (f"; at other ||W||_2 {others}" if others else "")
+            + f"; ELU training runs that exploded: {int(elu_exploded)}); against the "
             f"measurement ||W|| E[f'] is off by {pct(sb)} (CI {pct(sb_lo)} to {pct(sb_hi)}) and "
             f"||W|| sqrt(E[f'^2]) by {pct(rb)} (CI {pct(rb_lo)} to {pct(rb_hi)}){missing}{task}."
         )
