@@ -510,3 +510,25 @@ def test_parameters_the_activation_does_not_take():
         gm("tanh", 0.0, 1.0, scale=2.0)
     with pytest.raises(ValueError, match="negative_slope must be finite"):
         gm("leaky_relu", 0.0, 1.0, negative_slope=float("inf"))
+
+
+def test_results_that_overflow_float64_are_errors():
+    with pytest.raises(ValueError, match="second_moment of elu is not representable"):
+        gm("elu", 1e300, 1.0)
+    with pytest.raises(ValueError, match="not representable in float64"):
+        gm("relu", 0.0, 1e200)
+
+
+def test_quadrature_sigma_limit():
+    with pytest.raises(ValueError, match="sigma must be <= 1000 for 'gelu'"):
+        gm("gelu", 0.0, 2e3)
+
+
+def test_extreme_but_representable_inputs_are_finite():
+    mu = np.array([-1e150, -1e6, -40.0, 0.0, 1e-300, 40.0, 1e6, 1e150])
+    sigma = np.array([[1e-300], [1e-12], [1.0], [30.0], [1e4]])
+    for name in CLOSED_FORM_ACTIVATIONS:
+        out = gm(name, mu, sigma)
+        for f in FIELDS:
+            assert np.all(np.isfinite(getattr(out, f))), (name, f)
+        assert np.all(out.variance >= 0.0)

@@ -82,6 +82,7 @@ _K = 40  # number of truncated-normal moments kept (series order)
 _THETA = 0.4  # Taylor series when |step| * rms(moment variable) <= _THETA, ratios above
 _Y_FORWARD = 1.0  # forward moment recursion for y <= _Y_FORWARD, continued fraction above
 _N_BACKWARD = _K + 400  # depth of the backward (continued fraction) recursion
+_C_MAX = 1e8  # |mu / sigma| is clipped here (see _std_position)
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _SQRT_HALF_PI = math.sqrt(0.5 * math.pi)
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
@@ -93,6 +94,7 @@ _TWO_K_MINUS_2 = 2.0**_KS - 2.0
 _QUAD_HALF_WIDTH = 12.0  # Phi(-12) = 1.8e-33: the truncated tails are far below float64
 _QUAD_NODES = 16  # Gauss-Legendre nodes per panel
 _QUAD_MAX_NODES_PER_CHUNK = 2_000_000
+_QUAD_MAX_SIGMA = 1e3  # panels grow with sigma: 24 * sigma panels of 16 nodes
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,13 @@ def _shape_out(x: NDArray, shape: tuple[int, ...]) -> FloatOrArray:
 # ---------------------------------------------------------------------------------------
 # truncated-normal moments
 # ---------------------------------------------------------------------------------------
+
+
+def _std_position(mu: NDArray, s: NDArray) -> NDArray:
+    """``c = mu / s``, clipped to +-1e8: beyond |c| ~ 40 every tail term underflows to 0,
+    and the clip keeps ``c^2`` and ``c / s`` finite for extreme inputs."""
+    with np.errstate(over="ignore"):  # mu / s = +-inf is clipped like any large value
+        return np.clip(mu / s, -_C_MAX, _C_MAX)
 
 
 def _t_moments(y: NDArray) -> tuple[NDArray, NDArray]:
@@ -256,7 +265,7 @@ class _Side(NamedTuple):
 
 def _side_linear(eta: NDArray, s: NDArray) -> _Side:
     """``w ~ N(eta, s^2)`` restricted to ``w > 0``: ``P(w > 0)``, ``E[w | w > 0]``, ``Var``."""
-    cs = eta / s
+    cs = _std_position(eta, s)
     prob = ndtr(cs)
     mean = np.empty_like(eta)
     var = np.empty_like(eta)
@@ -264,7 +273,7 @@ def _side_linear(eta: NDArray, s: NDArray) -> _Side:
     if np.any(bd):
         m, sc = _t_moments(-cs[bd])
         m1 = m[:, 1] / sc
-        m2 = m[:, 2] / sc**2
+        m2 = m[:, 2] / sc / sc
         mean[bd] = s[bd] * m1
         var[bd] = s[bd] ** 2 * (m2 - m1 * m1)
     bk = ~bd  # the side holds the bulk: measure from eta
@@ -288,7 +297,7 @@ class _ExpSide(NamedTuple):
 
 def _exp_side(mu: NDArray, s: NDArray) -> _ExpSide:
     """Conditional expectations of ``e^z`` on ``z <= 0`` for ``z ~ N(mu, s^2)``."""
-    c = mu / s
+    c = _std_position(mu, s)
     prob = ndtr(-c)
     e1 = np.empty_like(mu)
     e1mz = np.empty_like(mu)
@@ -301,7 +310,7 @@ def _exp_side(mu: NDArray, s: NDArray) -> _ExpSide:
         y, sb = c[bd], s[bd]
         m, sc = _t_moments(y)
         m1 = m[:, 1] / sc
-        m2 = m[:, 2] / sc**2
+        m2 = m[:, 2] / sc / sc
         mean_z[bd] = -sb * m1
         a1 = np.empty_like(y)
         a2 = np.empty_like(y)
@@ -367,12 +376,23 @@ def _pick(*candidates: tuple[NDArray, ...]) -> NDArray:
 
 
 def _exp_integrals(mu: NDArray, s: NDArray) -> tuple[NDArray, NDArray]:
-    """``E[e^z 1{z <= 0}] = e^{mu + s^2/2} Phi(-c - s)`` and ``E[e^{2z} 1{z <= 0}]``, in
-    log space (no overflow of ``e^{2 s^2}``, no underflow of ``Phi``)."""
-    c = mu / s
-    q1 = np.exp(mu + 0.5 * s * s + log_ndtr(-c - s))
-    q2 = np.exp(2.0 * mu + 2.0 * s * s + log_ndtr(-c - 2.0 * s))
-    return q1, q2
+    """``Q_k = E[e^{kz} 1{z <= 0}] = e^{k mu + k^2 s^2/2} Phi(-c - k s)``, ``k = 1, 2``.
+
+    Never forms ``e^{k^2 s^2/2}`` alone: for ``c + k s >= 0`` it is
+    ``phi(c) R(c + k s) = exp(-c^2/2) erfcx((c + k s)/sqrt 2) / 2`` (``R`` the Mills
+    ratio), otherwise ``exp(k mu + k^2 s^2/2 + log_ndtr(-c - k s))`` with a negative
+    exponent of moderate size."""
+    c = _std_position(mu, s)
+    out = []
+    for k in (1.0, 2.0):
+        arg = c + k * s
+        q = np.empty_like(mu)
+        mills = arg >= 0.0
+        q[mills] = 0.5 * np.exp(-0.5 * c[mills] ** 2) * erfcx(arg[mills] * _INV_SQRT2)
+        lg = ~mills
+        q[lg] = np.exp(k * mu[lg] + 0.5 * (k * s[lg]) ** 2 + log_ndtr(-arg[lg]))
+        out.append(q)
+    return out[0], out[1]
 
 
 def _elu_kink_terms(mu: NDArray, s: NDArray) -> tuple[NDArray, ...]:
@@ -383,7 +403,7 @@ def _elu_kink_terms(mu: NDArray, s: NDArray) -> tuple[NDArray, ...]:
     """
     pos = _side_linear(mu, s)
     q1, q2 = _exp_integrals(mu, s)
-    c = mu / s
+    c = _std_position(mu, s)
     dens0 = np.exp(-0.5 * c * c - _LOG_SQRT_2PI) / s
     return pos.prob, pos.prob * pos.mean, q1, q2, dens0
 
@@ -436,6 +456,11 @@ def _gl_rule() -> tuple[NDArray, NDArray]:
 def _quadrature_moments(name: str, mu: NDArray, s: NDArray) -> tuple[tuple[NDArray, ...], str]:
     """Composite Gauss-Legendre on ``xi`` in [-12, 12] (``z = mu + s xi``), panels of width
     ``min(1, 1/s)`` in ``xi`` (at most 1 in ``z``); ``f'`` by autograd in float64."""
+    if np.any(s > _QUAD_MAX_SIGMA):
+        raise ValueError(
+            f"sigma must be <= {_QUAD_MAX_SIGMA:g} for {name!r} (computed by quadrature), "
+            f"got {float(np.max(s))!r}"
+        )
     fn = activation_function(name)
     gx, gw = _gl_rule()
     panels = np.ceil(2.0 * _QUAD_HALF_WIDTH * np.maximum(1.0, s)).astype(np.int64)
@@ -538,28 +563,41 @@ def gaussian_moments(
         raise ValueError(f"negative_slope applies to leaky_relu only, not to {name!r}")
     m, s, shape = _mu_sigma(mu, sigma)
 
+    a, lam, slope_neg = 1.0, 1.0, 0.0
     if name in ("elu", "celu", "selu"):
         default_alpha, default_scale = (SELU_ALPHA, SELU_LAMBDA) if name == "selu" else (1, 1)
         a = check_alpha(default_alpha if alpha is None else alpha)
         lam = _check_real(default_scale if scale is None else scale, "scale")
-        if name == "celu" and a != 1.0:
-            # celu(x; a) = a * elu(x / a; 1): same moments of z / a ~ N(mu/a, (s/a)^2)
-            mean, second, var, slope, slope_sq = _elu_moments(m / a, s / a, 1.0)
-            mean, second, var = a * mean, a * a * second, a * a * var
+    elif name == "leaky_relu":
+        slope_neg = _check_real(
+            0.01 if negative_slope is None else negative_slope, "negative_slope"
+        )
+
+    # overflow of a result (|mu| ~ 1e200) is reported below, not as a RuntimeWarning
+    with np.errstate(over="ignore", invalid="ignore"):
+        if name in ("elu", "celu", "selu"):
+            if name == "celu" and a != 1.0:
+                # celu(x; a) = a * elu(x / a; 1): moments of z / a ~ N(mu/a, (s/a)^2)
+                mean, second, var, slope, slope_sq = _elu_moments(m / a, s / a, 1.0)
+                mean, second, var = a * mean, a * a * second, a * a * var
+            else:
+                elu_alpha = 1.0 if name == "celu" else a
+                mean, second, var, slope, slope_sq = _elu_moments(m, s, elu_alpha)
+            vals = (lam * mean, lam**2 * second, lam**2 * var, lam * slope, lam**2 * slope_sq)
+            method = "closed form"
+        elif name in ("relu", "leaky_relu"):
+            vals = _leaky_moments(m, s, slope_neg)
+            method = "closed form"
         else:
-            mean, second, var, slope, slope_sq = _elu_moments(m, s, 1.0 if name == "celu" else a)
-        vals = (lam * mean, lam**2 * second, lam**2 * var, lam * slope, lam**2 * slope_sq)
-        method = "closed form"
-    elif name in ("relu", "leaky_relu"):
-        slope_neg = 0.0
-        if name == "leaky_relu":
-            slope_neg = _check_real(
-                0.01 if negative_slope is None else negative_slope, "negative_slope"
+            vals, method = _quadrature_moments(name, m, s)
+    fields = ("mean", "second_moment", "variance", "mean_slope", "mean_slope_sq")
+    for field, v in zip(fields, vals, strict=True):
+        if not np.all(np.isfinite(v)):
+            i = int(np.argmin(np.isfinite(v)))
+            raise ValueError(
+                f"{field} of {name} is not representable in float64 at mu={float(m[i])!r}, "
+                f"sigma={float(s[i])!r} (overflow); use smaller |mu| or sigma"
             )
-        vals = _leaky_moments(m, s, slope_neg)
-        method = "closed form"
-    else:
-        vals, method = _quadrature_moments(name, m, s)
     mean, second, var, slope, slope_sq = (_shape_out(v, shape) for v in vals)
     return GaussianMoments(mean, second, var, slope, slope_sq, method)
 
