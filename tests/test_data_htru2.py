@@ -78,5 +78,5 @@ def test_missing_folder_or_file(tmp_path: Path) -> None:
     with pytest.raises(DataNotFoundError, match="htru2"):
         load_htru2(tmp_path)
     (tmp_path / "htru2").mkdir()
-    with pytest.raises(DataNotFoundError, match="HTRU_2.csv"):
+    with pytest.raises(DataNotFoundError, match=r"HTRU_2\.csv"):
         load_htru2(tmp_path)

@@ -177,7 +177,8 @@ def test_out_of_codomain_raises_naming_the_bound(alpha: float) -> None:
 
 
 def test_transformed_distribution_validates_support() -> None:
-    d = TransformedDistribution(Normal(0.0, 1.0), ELUTransform(alpha=1.0))
+    # validate_args explicitly: importing zuko turns torch's default validation off
+    d = TransformedDistribution(Normal(0.0, 1.0), ELUTransform(alpha=1.0), validate_args=True)
     with pytest.raises(ValueError, match="GreaterThan"):
         d.log_prob(torch.tensor(-1.5))
     d2 = TransformedDistribution(Normal(0.0, 1.0), ELUTransform(alpha=1.0), validate_args=False)
