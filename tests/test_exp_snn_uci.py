@@ -54,6 +54,8 @@ def test_config_validation() -> None:
         exp.resolve_config("quick", {"methods": "snn,gelu"})
     with pytest.raises(ConfigError, match="must include 'snn'"):
         exp.resolve_config("quick", {"methods": "relu,elu"})
+    with pytest.raises(ConfigError, match="data_dir '/no/such/dir' does not exist"):
+        exp.resolve_config("quick", {"data_dir": "/no/such/dir"})
     cfg = exp.resolve_config("quick", {"datasets": "iris,wine,seeds"})
     assert cfg.datasets == ("iris", "wine", "seeds")
 

@@ -129,6 +129,10 @@ class Config:
                 raise ValueError(f"{name} must be >= 1")
         if self.grid_samples < 0:
             raise ValueError("grid_samples must be >= 0")
+        if self.data_dir and not Path(self.data_dir).exists():
+            raise ValueError(f"data_dir {self.data_dir!r} does not exist")
+        if self.htru2_root and not Path(self.htru2_root).is_dir():
+            raise ValueError(f"htru2_root {self.htru2_root!r} is not a directory")
 
 
 # -- statistics over data sets ---------------------------------------------------------
@@ -550,7 +554,8 @@ class SnnUci(Experiment):
         cd = critical_difference(len(methods), len(names))
         order = np.argsort(ranks)
         fig, ax = plt.subplots(figsize=(6.5, 2.2 + 0.25 * len(methods)))
-        ax.barh([methods[i] for i in order][::-1], ranks[order][::-1], color="#4c72b0")
+        colors = ["#dd8452" if methods[i] == "snn" else "#4c72b0" for i in order][::-1]
+        ax.barh([methods[i] for i in order][::-1], ranks[order][::-1], color=colors)
         best = ranks[order[0]]
         ax.axvline(best + cd, color="crimson", ls="--", label=f"best + Nemenyi CD ({cd:.2f})")
         ax.set_xlabel(f"average rank over {len(names)} data sets (1 = best)")
