@@ -32,7 +32,9 @@ What one run (one seed) measures:
   fraction of validation rows outside.
 
 The verdict (C7): "supported" needs both parts: the bijector exact (float64 round trip in
-y and log-det errors <= 1e-12, whole-flow log-det <= 1e-10) *and* the R -> R ELU flow
+y and log-det errors <= 1e-12, every layer's log-det within 1e-12 of its autograd
+Jacobian's, the whole flow's within ``eps * cond(J)``, the accuracy of the reference
+itself) *and* the R -> R ELU flow
 (``elu_tail``) at least as good as the best baseline on 8-D HTRU2 (paired 95% CI of the
 NLL difference below 0). Exact but not better: "mixed". Not exact: "not supported".
 
@@ -80,7 +82,6 @@ DATASETS: dict[str, tuple[str, ...]] = {
 # a few roundoffs (1e-16) in exact arithmetic; 1e-12 leaves room for the rounding of
 # exp/log1p but not for a wrong branch or a padded log (Pyro's +1e-8 fails it).
 TOL_ELEMENTWISE = 1e-12
-TOL_FLOW_LOGDET = 1e-10  # a 64-layer composition and an 8x8 determinant in float64
 
 
 @dataclass(frozen=True)
@@ -166,22 +167,42 @@ def correctness_table(alpha: float, n: int, seed: int) -> list[dict[str, Any]]:
     return rows
 
 
-def flow_logdet_error(alpha: float, dim: int = 8, points: int = 4) -> float:
-    """Max |log|det J| - (flow's log-det)| for an untrained ELU flow, float64, full Jacobian."""
+def flow_logdet_error(alpha: float, dim: int = 8, points: int = 4) -> dict[str, float]:
+    """Log-det errors of an untrained 8-D ELU flow against autograd Jacobians, float64.
+
+    Returns ``layer_err``: the largest error of any single layer's log-det against the
+    ``slogdet`` of that layer's autograd Jacobian (the test of exactness); ``flow_err``:
+    the error of the whole flow's log-det against the ``slogdet`` of the whole
+    Jacobian; and ``flow_err_over_eps_cond``: ``flow_err / (eps * cond(J))``. The whole
+    Jacobian of a deep flow with random weights can have a condition number of 1e9, and
+    ``slogdet`` itself is then only good to about ``eps * cond(J)``: a ratio <= 1 means
+    agreement to the accuracy of the reference.
+    """
     flow = make_flow(dim, elementwise="elu_tail", blocks=4, hidden=16, alpha=alpha).double()
     with torch.no_grad():  # random weights so that no layer is the identity
         for p in flow.parameters():
             p.normal_(0.0, 0.3)
     z = torch.randn(points, dim, dtype=torch.float64)
-    dist = flow()
-    err = 0.0
+    transforms = list(flow().transforms)
+    whole = torch.distributions.ComposeTransform(transforms)
+    eps = torch.finfo(torch.float64).eps
+    layer_err = flow_err = ratio = 0.0
     for i in range(points):
-        f = torch.distributions.ComposeTransform(list(dist.transforms))
-        x = f(z[i])
-        J = torch.autograd.functional.jacobian(lambda v, f=f: f(v), z[i]).detach()
-        ref = torch.linalg.slogdet(J)[1]
-        err = max(err, abs(float(f.log_abs_det_jacobian(z[i], x).detach()) - float(ref)))
-    return err
+        v = z[i]
+        for t in transforms:
+            y = t(v).detach()
+            J = torch.autograd.functional.jacobian(lambda u, t=t: t(u), v).detach()
+            ld = t.log_abs_det_jacobian(v, y).detach()
+            ld = ld.sum() if t.domain.event_dim == 0 else ld
+            layer_err = max(layer_err, abs(float(ld) - float(torch.linalg.slogdet(J)[1])))
+            v = y
+        J = torch.autograd.functional.jacobian(lambda u: whole(u), z[i]).detach()
+        err = abs(
+            float(whole.log_abs_det_jacobian(z[i], v).detach()) - float(torch.linalg.slogdet(J)[1])
+        )
+        flow_err = max(flow_err, err)
+        ratio = max(ratio, err / (eps * float(torch.linalg.cond(J))))
+    return {"layer_err": layer_err, "flow_err": flow_err, "flow_err_over_eps_cond": ratio}
 
 
 # ---------------------------------------------------------------------------
@@ -295,7 +316,8 @@ class EluFlows(Experiment):
         for r in rows:
             for k in ("roundtrip_x", "roundtrip_y_rel", "logdet_err"):
                 metrics[f"correct/{r['bijection']}/{r['dtype']}/{k}"] = r[k]
-        metrics["correct/flow_logdet_err_float64"] = flow_logdet_error(config.alpha)
+        for k, v in flow_logdet_error(config.alpha).items():
+            metrics[f"correct/flow_logdet_{k}_float64"] = v
         total = len(config.datasets) * len(config.arms)
         done = 0
         for ds in config.datasets:
@@ -345,8 +367,11 @@ class EluFlows(Experiment):
             for k in ("roundtrip_y_rel", "logdet_err")
         ]
         worst_elem = max(float(col(k).max()) for k in exact_keys)
-        worst_flow = float(col("correct/flow_logdet_err_float64").max())
-        exact = worst_elem <= TOL_ELEMENTWISE and worst_flow <= TOL_FLOW_LOGDET
+        worst_layer = float(col("correct/flow_logdet_layer_err_float64").max())
+        worst_ratio = float(col("correct/flow_logdet_flow_err_over_eps_cond_float64").max())
+        exact = (
+            worst_elem <= TOL_ELEMENTWISE and worst_layer <= TOL_ELEMENTWISE and worst_ratio <= 1.0
+        )
         ds = "htru2"
         baselines = [a for a in BASELINES if a in config.arms]
         finite = [a for a in baselines if np.all(np.isfinite(col(f"nll/{ds}/{a}")))]
@@ -374,7 +399,8 @@ class EluFlows(Experiment):
         elu_nll = mean_ci(col(f"nll/{ds}/elu"))[0] if "elu" in config.arms else float("nan")
         summary = (
             f"ELU bijector {'exact' if exact else 'NOT exact'} (float64 worst round-trip/log-det "
-            f"error {worst_elem:.1e}, whole-flow log-det {worst_flow:.1e}); on 8-D HTRU2 the "
+            f"error {worst_elem:.1e}, per-layer log-det of a flow {worst_layer:.1e}, whole flow "
+            f"{worst_ratio:.2f} x eps*cond(J)); on 8-D HTRU2 the "
             f"R->R ELU flow's test NLL minus the best baseline ({best}) is {eff:+.3f} nats "
             f"[{lo:+.3f}, {hi:+.3f}] ({better} as an improvement); cost of the restricted "
             f"image: {100 * below:.0f}% of standardised test rows have a feature <= -alpha, "
