@@ -51,6 +51,8 @@ lint: setup-test
 bench: setup
 	$(BIN)/python benchmarks/bench_ops.py
 	$(BIN)/python benchmarks/bench_lab.py
+	$(BIN)/python benchmarks/bench_audit.py
+	$(BIN)/python benchmarks/bench_flows.py
 
 clean:
 	rm -rf $(VENV) elulab-results elulab-report
