@@ -324,9 +324,10 @@ class _LabProgress:
 
 
 def _lab_verdict_table(experiment: Any, outcome: Any) -> Any:
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{experiment.name}: {experiment.title}", title_justify="left")
+    table = Table(title=escape(f"{experiment.name}: {experiment.title}"), title_justify="left")
     for col in ("claim", "status", "effect", "95% CI", "seeds", "summary"):
         table.add_column(col, overflow="fold")
     for v in outcome.verdicts:
@@ -337,7 +338,7 @@ def _lab_verdict_table(experiment: Any, outcome: Any) -> Any:
             f"{v.effect:.4g}",
             f"[{v.ci_low:.4g}, {v.ci_high:.4g}]",
             str(v.n_seeds),
-            v.summary,
+            escape(v.summary),
         )
     return table
 
@@ -653,18 +654,21 @@ def audit_cmd(
     if as_json:
         print_json(payload)
         return
+    from rich.markup import escape
     from rich.table import Table
 
     acc = "" if result.eval_accuracy is None else f", held-out accuracy {result.eval_accuracy:.4f}"
     table = Table(
-        title=f"{spec} on {data}: {result.steps} steps, audit loss {result.eval_loss:.4g}{acc}"
+        title=escape(
+            f"{spec} on {data}: {result.steps} steps, audit loss {result.eval_loss:.4g}{acc}"
+        )
     )
     for col in ("layer", "kind", "units", "dead", "saturated", "mean", "var", "grad norm", "gain"):
         table.add_column(col, justify="left" if col in ("layer", "kind") else "right")
     for s in result.layers:
         table.add_row(
-            s.name,
-            s.kind,
+            escape(s.name),
+            escape(s.kind),
             str(s.units),
             f"{s.dead_fraction:.3f}",
             f"{s.saturated_fraction:.3f}",
