@@ -70,6 +70,15 @@ def _multivariate() -> list[torch.distributions.Transform]:
     return [lu, coupling]
 
 
+def _import_zuko():
+    """Import zuko without leaving its side effect: it turns torch's default
+    ``validate_args`` off for the whole process at import time."""
+    before = torch.distributions.Distribution._validate_args
+    zuko = pytest.importorskip("zuko")
+    torch.distributions.Distribution.set_default_validate_args(before)
+    return zuko
+
+
 ELEMENTWISE = _elementwise()
 ALL = ELEMENTWISE + _multivariate()
 
@@ -136,7 +145,7 @@ def test_inverse_gradient_is_reciprocal_slope(t: torch.distributions.Transform) 
     ids=repr,
 )
 def test_numeric_inverse_against_zuko_bisection(t: torch.distributions.Transform) -> None:
-    zuko = pytest.importorskip("zuko")
+    zuko = _import_zuko()
     ref = zuko.transforms.MonotonicTransform(lambda v: t(v), bound=200.0, eps=1e-12)
     y = torch.linspace(-1.5, 3.0, 101, dtype=F64)
     # bisection stops at |x - root| < 1e-12; Newton's result is within ulps of the root
@@ -292,7 +301,7 @@ def test_composes_with_torch_transforms() -> None:
 
 
 def test_composes_with_zuko() -> None:
-    zuko = pytest.importorskip("zuko")
+    zuko = _import_zuko()
     transform = zuko.transforms.ComposedTransform(
         zuko.transforms.MonotonicAffineTransform(
             torch.tensor(0.2, dtype=F64), torch.tensor(0.3, dtype=F64)
