@@ -368,3 +368,13 @@ def test_lu_weight_log_det_matches_slogdet() -> None:
     torch.testing.assert_close(lu.log_abs_det_jacobian(torch.zeros(D, dtype=F64), None), logdet)
     x = _x(lu, (5, D))
     torch.testing.assert_close(lu(x), x @ lu.weight.T)
+
+
+@pytest.mark.parametrize("x", [19.999, 20.0, 20.001, 40.0])
+def test_leaky_softplus_has_no_jump_at_torch_softplus_threshold(x: float) -> None:
+    # torch's F.softplus switches to x above 20, a 2e-9 jump that broke the round trip
+    t = LeakySoftplusTransform(0.1)
+    xt = torch.tensor([x], dtype=F64)
+    assert float(t.inv(t(xt))) == pytest.approx(x, rel=8 * EPS64)
+    exact = 0.1 * x + 0.9 * math.log1p(math.exp(x)) - 0.9 * math.log(2.0)
+    assert float(t(xt)) == pytest.approx(exact, rel=4 * EPS64)

@@ -35,7 +35,6 @@ import warnings
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch.distributions import Transform, constraints
 
 from ..functional import check_alpha, elu, elu_inverse, elu_log_abs_det_jacobian
@@ -472,6 +471,11 @@ class LeakyReLUTransform(Transform):
         )
 
 
+def _softplus(x: torch.Tensor) -> torch.Tensor:
+    """log(1 + e^x) without torch's ``threshold=20`` switch to x (a 2e-9 jump at 20)."""
+    return torch.logaddexp(x, torch.zeros_like(x))
+
+
 class LeakySoftplusTransform(Transform):
     r"""A softplus-type bijection of :math:`\mathbb{R}` (baseline): a smooth LeakyReLU.
 
@@ -518,7 +522,7 @@ class LeakySoftplusTransform(Transform):
 
     def _call(self, x: torch.Tensor) -> torch.Tensor:
         s = self.slope
-        return s * x + (1.0 - s) * F.softplus(x) - self._shift
+        return s * x + (1.0 - s) * _softplus(x) - self._shift
 
     def _inverse(self, y: torch.Tensor) -> torch.Tensor:
         _check_finite_input(y, repr(self))
@@ -526,7 +530,7 @@ class LeakySoftplusTransform(Transform):
         yc = y + self._shift  # solve s x + (1 - s) softplus(x) = yc
         start = torch.where(yc > 0, yc, yc / s)  # f >= the minorant, so f(start) >= yc
         return newton_inverse(
-            lambda x: s * x + (1.0 - s) * F.softplus(x),
+            lambda x: s * x + (1.0 - s) * _softplus(x),
             lambda x: s + (1.0 - s) * torch.sigmoid(x),
             yc,
             start,
@@ -535,7 +539,7 @@ class LeakySoftplusTransform(Transform):
     def log_abs_det_jacobian(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         s = self.slope
         # log(s + (1-s) sigmoid(x)) = log(s + e^x) - softplus(x), exact for large |x|
-        return torch.logaddexp(torch.full_like(x, math.log(s)), x) - F.softplus(x)
+        return torch.logaddexp(torch.full_like(x, math.log(s)), x) - _softplus(x)
 
 
 # ---------------------------------------------------------------------------
