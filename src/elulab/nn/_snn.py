@@ -125,8 +125,8 @@ class AlphaDropout(nn.Module):
         <torch._C.Generator object at ...>
         >>> drop = AlphaDropout(0.1)
         >>> y = drop(torch.randn(200_000))
-        >>> round(y.mean().item(), 1), round(y.var().item(), 1)
-        (0.0, 1.0)
+        >>> abs(y.mean().item()) < 0.01, abs(y.var().item() - 1) < 0.02
+        (True, True)
     """
 
     def __init__(
