@@ -65,6 +65,16 @@ def test_sweep_resume_and_failures(tmp_path: Path) -> None:
         assert n == 6 and len(store.summaries("lab_toy")) == 3
 
 
+def test_relative_store_path_keeps_figures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `make reproduce` passes a relative --store; figure paths must not be joined twice
+    monkeypatch.chdir(tmp_path)
+    with Store(Path("results") / "s.sqlite") as store:
+        out = run_experiment(Toy(), store=store, seeds=2, overrides={"figure": "true"})
+        assert out.summary is not None and not out.summary.errors
+        (fig,) = out.summary.figures
+        assert (tmp_path / "results" / "artifacts" / fig["path"]).is_file()
+
+
 def test_config_errors_before_anything_runs(tmp_path: Path) -> None:
     with Store(tmp_path / "s.sqlite") as store:
         with pytest.raises(ConfigError, match="unknown config key 'nope'"):

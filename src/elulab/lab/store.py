@@ -188,7 +188,7 @@ class Store:
     def __init__(
         self, path: str | os.PathLike[str], *, create: bool = True, readonly: bool = False
     ) -> None:
-        self.path = Path(path)
+        self.path = Path(path).absolute()  # figures and artifacts resolve the same from any cwd
         self.artifacts_dir = self.path.parent / "artifacts"
         self.readonly = readonly
         self._conn: sqlite3.Connection | None = None
