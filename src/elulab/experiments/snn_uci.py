@@ -464,6 +464,8 @@ class SnnUci(Experiment):
             mean, lo, hi = mean_ci(aucs)
             if len(rows) == 1:
                 lo, hi = rows[0]["auc_low"], rows[0]["auc_high"]
+            elif lo == lo:  # a t-interval of few seeds can pass 1: clip to [0, 1]
+                lo, hi = max(lo, 0.0), min(hi, 1.0)
             out[m] = {"auc": mean, "low": lo, "high": hi, "n": len(rows)}
         return out
 
