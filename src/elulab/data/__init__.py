@@ -6,6 +6,8 @@ Each loader returns plain tensors or numpy arrays; none downloads anything.
 from ._paths import DataNotFoundError as DataNotFoundError
 from ._paths import data_root as data_root
 from ._paths import dataset_dir as dataset_dir
+from .builtin import BUILTIN_DATASETS as BUILTIN_DATASETS
+from .builtin import load_builtin as load_builtin
 from .htru2 import load_htru2 as load_htru2
 from .mnist import load_mnist as load_mnist
 from .mnist import split_indices as split_indices
@@ -14,6 +16,17 @@ from .uci import UCIFormatError as UCIFormatError
 from .uci import list_uci_datasets as list_uci_datasets
 from .uci import load_uci as load_uci
 
-__all__ = ["DataNotFoundError", "data_root", "dataset_dir", "load_mnist", "split_indices",
-           "UCIDataset", "UCIFormatError", "list_uci_datasets", "load_uci",
-           "load_htru2"]
+__all__ = [
+    "BUILTIN_DATASETS",
+    "DataNotFoundError",
+    "UCIDataset",
+    "UCIFormatError",
+    "data_root",
+    "dataset_dir",
+    "list_uci_datasets",
+    "load_builtin",
+    "load_htru2",
+    "load_mnist",
+    "load_uci",
+    "split_indices",
+]

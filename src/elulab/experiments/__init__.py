@@ -13,8 +13,14 @@ from ..lab.api import ConfigError, Experiment
 __all__ = ["EXPERIMENTS", "get_experiment"]
 
 # module names under elulab.experiments, in the order the report lists them
-_MODULES: tuple[str, ...] = ("rnn_gradient", "elu_flows", "dead_neurons", "double_backprop",
-                             "snn_fixed_point", "snn_uci")
+_MODULES: tuple[str, ...] = (
+    "dead_neurons",  # C1
+    "rnn_gradient",  # C2
+    "double_backprop",  # C3
+    "snn_fixed_point",  # C5
+    "snn_uci",  # C5
+    "elu_flows",  # C7
+)
 
 
 def _load() -> dict[str, type[Experiment]]:
@@ -44,5 +50,7 @@ def get_experiment(name: str) -> Experiment:
         ConfigError: for an unknown name, listing the registered ones.
     """
     if name not in EXPERIMENTS:
-        raise ConfigError(f"unknown experiment {name!r}; allowed: {', '.join(EXPERIMENTS) or '(none)'}")
+        raise ConfigError(
+            f"unknown experiment {name!r}; allowed: {', '.join(EXPERIMENTS) or '(none)'}"
+        )
     return EXPERIMENTS[name]()

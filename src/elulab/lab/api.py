@@ -125,7 +125,10 @@ class RunResult:
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> RunResult:
         return cls(
-            metrics={k: (float("nan") if v is None else float(v)) for k, v in d.get("metrics", {}).items()},
+            metrics={
+                k: (float("nan") if v is None else float(v))
+                for k, v in d.get("metrics", {}).items()
+            },
             series={k: Series.from_dict(s) for k, s in d.get("series", {}).items()},
             tables=dict(d.get("tables", {})),
         )
@@ -236,7 +239,9 @@ class Experiment:
     def config_fields(self) -> dict[str, dataclasses.Field]:
         return {f.name: f for f in dataclasses.fields(self.Config)}
 
-    def resolve_config(self, profile: str = "quick", overrides: Mapping[str, Any] | None = None) -> Any:
+    def resolve_config(
+        self, profile: str = "quick", overrides: Mapping[str, Any] | None = None
+    ) -> Any:
         """Return the Config for ``profile`` with ``overrides`` applied and validated.
 
         String values (from ``--set key=value``) are parsed by the field's type.
