@@ -9,6 +9,7 @@ import pytest
 
 from elulab.data import DataNotFoundError, load_htru2
 from elulab.data.htru2 import HTRU2_FEATURES, HTRU2_ROWS
+from needs import missing
 
 HEADER = ",".join((*HTRU2_FEATURES, "C"))
 ROW = "140.5625,55.68378214,-0.234571412,-0.699648398,3.199832776,19.11042633,7.975531794,74.24222492,0"
@@ -25,7 +26,7 @@ def test_real_file_shape_dtypes_and_counts() -> None:
     try:
         X, y = load_htru2()
     except DataNotFoundError:
-        pytest.skip("shared/data/htru2 not available")
+        missing("shared/data/htru2 not available")
     assert X.shape == (HTRU2_ROWS, 8) and X.dtype == np.float64
     assert y.shape == (HTRU2_ROWS,) and y.dtype == np.int64
     # the UCI description: 16,259 negatives and 1,639 pulsars

@@ -11,6 +11,7 @@ import pytest
 
 from elulab.data import DataNotFoundError, data_root
 from elulab.data.uci import ARCHIVE_NAME, UCIFormatError, list_uci_datasets, load_uci
+from needs import missing
 
 
 @pytest.fixture(scope="module")
@@ -18,9 +19,9 @@ def uci_dir() -> Path:
     try:
         d = data_root() / "uci"
     except DataNotFoundError as e:
-        pytest.skip(f"shared data not available: {e}")
+        missing(f"shared data not available: {e}")
     if not (d / ARCHIVE_NAME).is_file():
-        pytest.skip(f"{d / ARCHIVE_NAME} not available")
+        missing(f"{d / ARCHIVE_NAME} not available")
     return d
 
 

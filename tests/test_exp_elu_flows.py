@@ -17,6 +17,7 @@ from elulab.experiments.elu_flows import (
     flow_logdet_error,
 )
 from elulab.lab.api import STATUSES, ConfigError, RunContext, RunResult
+from needs import missing
 
 TINY = {"seeds": "2", "steps": "20", "hidden": "8", "blocks": "2", "train_rows": "500",
         "eval_every": "10", "correctness_n": "2000", "n_samples_figure": "50"}  # fmt: skip
@@ -92,7 +93,7 @@ def test_tiny_end_to_end_run(tmp_path: Path) -> None:
     try:
         load_htru2()
     except DataNotFoundError:
-        pytest.skip("shared/data/htru2 not available")
+        missing("shared/data/htru2 not available")
     exp = EluFlows()
     cfg: Config = exp.resolve_config("quick", TINY)
     results = [exp.run(cfg, s, RunContext(workdir=tmp_path)) for s in range(cfg.seeds)]

@@ -8,6 +8,7 @@ from torch.autograd.functional import jacobian
 from torch.distributions import ComposeTransform, TransformedDistribution
 
 from elulab.flows import ELEMENTWISE_KINDS, Flow, make_flow
+from needs import missing
 
 F64 = torch.float64
 
@@ -100,7 +101,7 @@ def test_training_lowers_nll_on_real_two_dimensional_data() -> None:
     try:
         X, _ = load_htru2()
     except DataNotFoundError:
-        pytest.skip("shared/data/htru2 not available")
+        missing("shared/data/htru2 not available")
     x = torch.tensor(X[:2000, [0, 2]], dtype=torch.float32)
     x = (x - x.mean(0)) / x.std(0)
     torch.manual_seed(0)
