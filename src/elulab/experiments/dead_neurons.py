@@ -55,6 +55,7 @@ from torch import nn
 
 from ..lab.api import Experiment, Figure, RunContext, RunResult, Series, Verdict
 from ..lab.stats import decide, mean_ci, paired_ci
+from ._plotting import pyplot, save_figure
 
 __all__ = ["Config", "DeadNeurons", "build_model", "calibrate_negative_bias"]
 
@@ -378,10 +379,7 @@ class DeadNeurons(Experiment):
 
     # -- figures ------------------------------------------------------------------------
     def figures(self, config: Config, results: Sequence[RunResult], out_dir: Path) -> list[Figure]:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -406,8 +404,7 @@ class DeadNeurons(Experiment):
             axes[0][0].legend(fontsize=7)
             fig.tight_layout()
             path = out_dir / "dead_neurons_over_training.png"
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
+            save_figure(fig, path, dpi=110)
             figs.append(
                 Figure(
                     path,
@@ -431,8 +428,7 @@ class DeadNeurons(Experiment):
         ax.legend(fontsize=6, ncol=2)
         fig.tight_layout()
         path = out_dir / "dead_neurons_accuracy.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        save_figure(fig, path, dpi=110)
         figs.append(
             Figure(
                 path,

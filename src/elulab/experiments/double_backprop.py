@@ -58,6 +58,7 @@ from torch import nn
 
 from ..lab.api import Experiment, Figure, RunContext, RunResult, Series, Verdict
 from ..lab.stats import decide, paired_ci
+from ._plotting import pyplot, save_figure
 
 __all__ = ["Config", "DoubleBackprop", "lambda_for_share", "penalty_step"]
 
@@ -384,10 +385,7 @@ class DoubleBackprop(Experiment):
         ]
 
     def figures(self, config: Config, results: Sequence[RunResult], out_dir: Path) -> list[Figure]:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -411,8 +409,7 @@ class DoubleBackprop(Experiment):
         axes[0].legend(fontsize=7)
         fig.tight_layout()
         path = out_dir / "double_backprop_vs_lambda.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        save_figure(fig, path, dpi=110)
         return [
             Figure(
                 path,

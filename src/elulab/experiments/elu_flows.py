@@ -69,6 +69,7 @@ from ..flows import (
     make_flow,
 )
 from ..lab.api import Experiment, Figure, RunContext, RunResult, Verdict
+from ._plotting import pyplot, save_figure
 
 __all__ = ["ARMS", "DATASETS", "Config", "EluFlows"]
 
@@ -423,10 +424,7 @@ class EluFlows(Experiment):
 
     # -- figures ---------------------------------------------------------------------------
     def figures(self, config: Config, results: Sequence[RunResult], out_dir: Path) -> list[Figure]:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         from ..lab.stats import mean_ci
 
@@ -448,8 +446,7 @@ class EluFlows(Experiment):
             fig.supxlabel("M1 (standardised)", fontsize=9)
             fig.tight_layout()
             p = out_dir / "elu_flows_samples.png"
-            fig.savefig(p, dpi=110)
-            plt.close(fig)
+            save_figure(fig, p, dpi=110)
             figs.append(
                 Figure(
                     p,
@@ -477,8 +474,7 @@ class EluFlows(Experiment):
                 ax.set_title(ds, fontsize=9)
             fig.tight_layout()
             p = out_dir / "elu_flows_nll.png"
-            fig.savefig(p, dpi=110)
-            plt.close(fig)
+            save_figure(fig, p, dpi=110)
             figs.append(
                 Figure(
                     p,

@@ -96,6 +96,7 @@ from ..functional import elu_derivative as _elu_derivative
 from ..lab.api import Experiment, Figure, RunContext, RunResult, Series, Verdict
 from ..lab.stats import decide, mean_ci, paired_ci
 from ..theory.gaussian import gaussian_moments
+from ._plotting import pyplot, save_figure
 
 __all__ = [
     "ACTIVATIONS",
@@ -779,10 +780,7 @@ class RNNGradientFlow(Experiment):
 
     # ------------------------------------------------------------------ figures
     def figures(self, config: Config, results: Sequence[RunResult], out_dir: Path) -> list[Figure]:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -844,8 +842,7 @@ class RNNGradientFlow(Experiment):
             axes[0][0].legend(fontsize=7)
             fig.tight_layout()
             path = out_dir / "rnn_gradient_norm_vs_lag.png"
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
+            save_figure(fig, path, dpi=110)
             figs.append(
                 Figure(
                     path,
@@ -898,8 +895,7 @@ class RNNGradientFlow(Experiment):
         ax.legend(fontsize=6, ncol=1)
         fig.tight_layout()
         path = out_dir / "rnn_gradient_measured_vs_predicted.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        save_figure(fig, path, dpi=110)
         figs.append(
             Figure(
                 path,

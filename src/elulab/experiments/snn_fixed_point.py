@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from ..lab.api import Experiment, Figure, RunContext, RunResult, Series, Verdict
+from ._plotting import pyplot, save_figure
 
 __all__ = ["PUBLISHED_ALPHA", "PUBLISHED_LAMBDA", "SETUPS", "SnnFixedPoint", "layer_statistics"]
 
@@ -362,10 +363,7 @@ class SnnFixedPoint(Experiment):
         ]
 
     def figures(self, config: Config, results: Sequence[RunResult], out_dir: Path) -> list[Figure]:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         out_dir = Path(out_dir)
         figs: list[Figure] = []
@@ -395,8 +393,7 @@ class SnnFixedPoint(Experiment):
         ax.legend(loc="upper right", fontsize=8)
         fig.tight_layout()
         p = out_dir / "snn_flow_field.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
+        save_figure(fig, p, dpi=120)
         figs.append(
             Figure(
                 p,
@@ -425,8 +422,7 @@ class SnnFixedPoint(Experiment):
             axes[0].set_ylabel(f"activation {ylabel}")
             fig.tight_layout()
             p = out_dir / f"snn_layer_{key}.png"
-            fig.savefig(p, dpi=120)
-            plt.close(fig)
+            save_figure(fig, p, dpi=120)
             figs.append(
                 Figure(
                     p,

@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from ..lab.api import Experiment, Figure, RunContext, RunResult, Verdict
+from ._plotting import pyplot, save_figure
 from ._training import build_mlp, predict_proba, train_classifier
 
 __all__ = ["METHODS", "SnnUci", "average_ranks", "critical_difference"]
@@ -542,10 +543,7 @@ class SnnUci(Experiment):
         ]
 
     def figures(self, config: Config, results: Sequence[RunResult], out_dir: Path) -> list[Figure]:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         names, methods, acc = self.accuracy_matrix(config, results)
         figs: list[Figure] = []
@@ -566,8 +564,7 @@ class SnnUci(Experiment):
         ax.set_title("UCI: average rank per method")
         fig.tight_layout()
         p = out_dir / "snn_uci_ranks.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
+        save_figure(fig, p, dpi=120)
         figs.append(
             Figure(
                 p,
@@ -589,8 +586,7 @@ class SnnUci(Experiment):
             ax.set_title(f"snn wins {w}, loses {lo}", fontsize=9)
         fig.tight_layout()
         p = out_dir / "snn_uci_scatter.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
+        save_figure(fig, p, dpi=120)
         figs.append(
             Figure(p, "Per-data-set accuracy of SNN (y) against each other method (x); points "
                    "above the diagonal are sets where SNN is better.")
