@@ -33,6 +33,7 @@ import math
 import numbers
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.distributions import Transform, constraints
@@ -94,7 +95,35 @@ def _check_finite_input(y: torch.Tensor, who: str) -> None:
 # ---------------------------------------------------------------------------
 
 
-class ELUTransform(Transform):
+class _ParametrisedTransform(Transform):
+    """Equality, hashing, ``repr`` and ``with_cache`` from the parameter names in ``_params``.
+
+    Subclasses take their parameters positionally in ``_params`` order, plus a
+    keyword-only ``cache_size``.
+    """
+
+    _params: tuple[str, ...] = ()
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self._params)
+
+    def with_cache(self, cache_size: int = 1) -> Transform:
+        if self._cache_size == cache_size:
+            return self
+        return type(self)(*self._values(), cache_size=cache_size)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._values() == self._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), *self._values()))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{n}={v}" for n, v in zip(self._params, self._values(), strict=True))
+        return f"{type(self).__name__}({args})"
+
+
+class ELUTransform(_ParametrisedTransform):
     r"""ELU as a bijection :math:`\mathbb{R} \to (-\alpha, \infty)`.
 
     .. math:: y = \begin{cases} x & x > 0 \\ \alpha (e^x - 1) & x \le 0 \end{cases},
@@ -141,6 +170,7 @@ class ELUTransform(Transform):
     domain = constraints.real
     bijective = True
     sign = +1
+    _params = ("alpha",)
 
     def __init__(self, alpha: float = 1.0, *, clamp: bool = False, cache_size: int = 0) -> None:
         super().__init__(cache_size=cache_size)
@@ -158,12 +188,6 @@ class ELUTransform(Transform):
         if self._cache_size == cache_size:
             return self
         return ELUTransform(self.alpha, clamp=self.clamp, cache_size=cache_size)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ELUTransform) and other.alpha == self.alpha
-
-    def __hash__(self) -> int:
-        return hash((type(self), self.alpha))
 
     def __repr__(self) -> str:
         extra = ", clamp=True" if self.clamp else ""
@@ -210,7 +234,7 @@ class ELUTransform(Transform):
 # ---------------------------------------------------------------------------
 
 
-class LinearTailELUTransform(Transform):
+class LinearTailELUTransform(_ParametrisedTransform):
     r"""ELU continued linearly below a knee :math:`k < 0`: a C1 bijection of :math:`\mathbb{R}`.
 
     .. math:: y = \begin{cases} x & x > 0 \\ \alpha (e^x - 1) & k \le x \le 0 \\
@@ -239,6 +263,7 @@ class LinearTailELUTransform(Transform):
     codomain = constraints.real
     bijective = True
     sign = +1
+    _params = ("alpha", "knee")
 
     def __init__(self, alpha: float = 1.0, knee: float = -2.0, *, cache_size: int = 0) -> None:
         super().__init__(cache_size=cache_size)
@@ -246,23 +271,6 @@ class LinearTailELUTransform(Transform):
         self.knee = _check_real(knee, "knee", high=0.0)
         self.y_knee = self.alpha * math.expm1(self.knee)
         self.tail_slope = self.alpha * math.exp(self.knee)
-
-    def with_cache(self, cache_size: int = 1) -> LinearTailELUTransform:
-        if self._cache_size == cache_size:
-            return self
-        return LinearTailELUTransform(self.alpha, self.knee, cache_size=cache_size)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, LinearTailELUTransform) and (other.alpha, other.knee) == (
-            self.alpha,
-            self.knee,
-        )
-
-    def __hash__(self) -> int:
-        return hash((type(self), self.alpha, self.knee))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(alpha={self.alpha}, knee={self.knee})"
 
     def _call(self, x: torch.Tensor) -> torch.Tensor:
         mid = elu(torch.clamp(x, min=self.knee), self.alpha)
@@ -339,7 +347,7 @@ def newton_inverse(
     return x - (f(x) - y) / slope
 
 
-class LinearELUTransform(Transform):
+class LinearELUTransform(_ParametrisedTransform):
     r"""ELU plus a small linear term, a smooth bijection of :math:`\mathbb{R}`.
 
     .. math:: y = \mathrm{ELU}_\alpha(x) + \beta x, \qquad
@@ -369,28 +377,12 @@ class LinearELUTransform(Transform):
     codomain = constraints.real
     bijective = True
     sign = +1
+    _params = ("alpha", "beta")
 
     def __init__(self, alpha: float = 1.0, beta: float = 0.1, *, cache_size: int = 0) -> None:
         super().__init__(cache_size=cache_size)
         self.alpha = check_alpha(alpha)
         self.beta = _check_real(beta, "beta", low=0.0)
-
-    def with_cache(self, cache_size: int = 1) -> LinearELUTransform:
-        if self._cache_size == cache_size:
-            return self
-        return LinearELUTransform(self.alpha, self.beta, cache_size=cache_size)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, LinearELUTransform) and (other.alpha, other.beta) == (
-            self.alpha,
-            self.beta,
-        )
-
-    def __hash__(self) -> int:
-        return hash((type(self), self.alpha, self.beta))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(alpha={self.alpha}, beta={self.beta})"
 
     def _call(self, x: torch.Tensor) -> torch.Tensor:
         return elu(x, self.alpha) + self.beta * x
@@ -420,7 +412,7 @@ class LinearELUTransform(Transform):
 # ---------------------------------------------------------------------------
 
 
-class LeakyReLUTransform(Transform):
+class LeakyReLUTransform(_ParametrisedTransform):
     r"""LeakyReLU as a bijection of :math:`\mathbb{R}` (baseline).
 
     .. math:: y = \begin{cases} x & x > 0 \\ s x & x \le 0 \end{cases},
@@ -439,24 +431,11 @@ class LeakyReLUTransform(Transform):
     codomain = constraints.real
     bijective = True
     sign = +1
+    _params = ("negative_slope",)
 
     def __init__(self, negative_slope: float = 0.1, *, cache_size: int = 0) -> None:
         super().__init__(cache_size=cache_size)
         self.negative_slope = _check_real(negative_slope, "negative_slope", low=0.0)
-
-    def with_cache(self, cache_size: int = 1) -> LeakyReLUTransform:
-        if self._cache_size == cache_size:
-            return self
-        return LeakyReLUTransform(self.negative_slope, cache_size=cache_size)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, LeakyReLUTransform) and other.negative_slope == self.negative_slope
-
-    def __hash__(self) -> int:
-        return hash((type(self), self.negative_slope))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(negative_slope={self.negative_slope})"
 
     def _call(self, x: torch.Tensor) -> torch.Tensor:
         return torch.where(x > 0, x, self.negative_slope * x)
@@ -476,7 +455,7 @@ def _softplus(x: torch.Tensor) -> torch.Tensor:
     return torch.logaddexp(x, torch.zeros_like(x))
 
 
-class LeakySoftplusTransform(Transform):
+class LeakySoftplusTransform(_ParametrisedTransform):
     r"""A softplus-type bijection of :math:`\mathbb{R}` (baseline): a smooth LeakyReLU.
 
     .. math:: y = s x + (1 - s)\,\mathrm{softplus}(x) - (1 - s) \log 2, \qquad
@@ -500,25 +479,12 @@ class LeakySoftplusTransform(Transform):
     codomain = constraints.real
     bijective = True
     sign = +1
+    _params = ("slope",)
 
     def __init__(self, slope: float = 0.1, *, cache_size: int = 0) -> None:
         super().__init__(cache_size=cache_size)
         self.slope = _check_real(slope, "slope", low=0.0, high=1.0)
         self._shift = (1.0 - self.slope) * math.log(2.0)
-
-    def with_cache(self, cache_size: int = 1) -> LeakySoftplusTransform:
-        if self._cache_size == cache_size:
-            return self
-        return LeakySoftplusTransform(self.slope, cache_size=cache_size)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, LeakySoftplusTransform) and other.slope == self.slope
-
-    def __hash__(self) -> int:
-        return hash((type(self), self.slope))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(slope={self.slope})"
 
     def _call(self, x: torch.Tensor) -> torch.Tensor:
         s = self.slope
