@@ -11,8 +11,8 @@ References:
     MNRAS 459(1). UCI Machine Learning Repository, data set 372.
 
 Example:
-    >>> X, y = load_htru2()  # doctest: +SKIP
-    >>> X.shape, int(y.sum())  # doctest: +SKIP
+    >>> X, y = load_htru2()
+    >>> X.shape, int(y.sum())
     ((17898, 8), 1639)
 """
 
@@ -97,8 +97,8 @@ def load_htru2(
             other than ``expected_rows``.
 
     Example:
-        >>> X, y = load_htru2()  # doctest: +SKIP
-        >>> X.dtype, y.dtype  # doctest: +SKIP
+        >>> X, y = load_htru2()
+        >>> X.dtype, y.dtype
         (dtype('float64'), dtype('int64'))
     """
     path = dataset_dir("htru2", root) / HTRU2_FILE

@@ -17,8 +17,8 @@ References:
     Haffner, 1998), http://yann.lecun.com/exdb/mnist/.
 
 Example:
-    >>> images, labels = load_mnist()  # doctest: +SKIP
-    >>> images.shape, labels.shape  # doctest: +SKIP
+    >>> images, labels = load_mnist()
+    >>> images.shape, labels.shape
     (torch.Size([10000, 1, 28, 28]), torch.Size([10000]))
     >>> train, val, test = split_indices(10, seed=0)
     >>> len(train), len(val), len(test)

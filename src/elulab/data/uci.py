@@ -47,8 +47,8 @@ References:
     JMLR 17.
 
 Example:
-    >>> ds = load_uci("iris")  # doctest: +SKIP
-    >>> ds.X.shape, ds.n_classes, len(ds.folds)  # doctest: +SKIP
+    >>> ds = load_uci("iris")
+    >>> ds.X.shape, ds.n_classes, len(ds.folds)
     ((150, 4), 3, 4)
 """
 
