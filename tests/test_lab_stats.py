@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from elulab.lab.stats import bootstrap_ci, decide, mean_ci, paired_ci
+from elulab.lab.stats import bootstrap_ci, combine, decide, mean_ci, paired_ci
 
 
 def test_mean_ci_known_value() -> None:
@@ -139,3 +139,27 @@ def test_decide_bad_input() -> None:
         decide(1.0, 0.0, n_seeds=3)
     with pytest.raises(ValueError, match="n_seeds"):
         decide(0.0, 1.0, n_seeds=-1)
+
+
+@pytest.mark.parametrize(
+    ("subs", "expected"),
+    [
+        (["supported"], "supported"),
+        (["supported", "supported", "supported"], "supported"),
+        (["not supported", "not supported"], "not supported"),
+        (["supported", "not supported"], "mixed"),
+        (["supported", "mixed"], "mixed"),
+        (["supported", "inconclusive"], "inconclusive"),
+        (["not supported", "inconclusive"], "inconclusive"),
+        (["inconclusive"], "inconclusive"),
+    ],
+)
+def test_combine(subs: list[str], expected: str) -> None:
+    assert combine(subs) == expected
+
+
+def test_combine_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        combine([])
+    with pytest.raises(ValueError, match="unknown status 'yes'"):
+        combine(["supported", "yes"])

@@ -54,7 +54,7 @@ import torch
 from torch import nn
 
 from ..lab.api import Experiment, Figure, RunContext, RunResult, Series, Verdict
-from ..lab.stats import decide, mean_ci, paired_ci
+from ..lab.stats import combine, decide, mean_ci, paired_ci
 from ._plotting import pyplot, save_figure
 
 __all__ = ["Config", "DeadNeurons", "build_model", "calibrate_negative_bias"]
@@ -322,14 +322,7 @@ class DeadNeurons(Experiment):
             decide(e_lo, e_hi, threshold=config.zero_threshold, direction="less", n_seeds=n),
             decide(m_lo, m_hi, threshold=config.zero_threshold, direction="less", n_seeds=n),
         ]
-        if all(s == "supported" for s in sub):
-            status = "supported"
-        elif all(s == "not supported" for s in sub):
-            status = "not supported"
-        elif "supported" in sub and "not supported" in sub:
-            status = "mixed"
-        else:
-            status = "inconclusive"
+        status = combine(sub)
         eff, lo, hi = paired_ci(relu, elu) if n > 1 else (relu[0] - elu[0], math.nan, math.nan)
         neg = min(
             r.metrics[f"{a}_{act}_neg_preact_init"]

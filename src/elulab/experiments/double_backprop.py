@@ -57,7 +57,7 @@ import torch
 from torch import nn
 
 from ..lab.api import Experiment, Figure, RunContext, RunResult, Series, Verdict
-from ..lab.stats import decide, paired_ci
+from ..lab.stats import combine, decide, paired_ci
 from ._plotting import pyplot, save_figure
 
 __all__ = ["Config", "DoubleBackprop", "lambda_for_share", "penalty_step"]
@@ -341,14 +341,7 @@ class DoubleBackprop(Experiment):
             decide(lo, hi, threshold=0.0, direction="greater", n_seeds=n),
             decide(lo_t, hi_t, threshold=0.0, direction="greater", n_seeds=n),
         ]
-        if all(s == "supported" for s in sub):
-            status = "supported"
-        elif all(s == "not supported" for s in sub):
-            status = "not supported"
-        elif "supported" in sub and "not supported" in sub:
-            status = "mixed"
-        else:
-            status = "inconclusive"
+        status = combine(sub)
         star = {
             a: float(10 ** np.mean([math.log10(r.metrics[f"{a}_lambda_star"]) for r in results]))
             for a in config.activations

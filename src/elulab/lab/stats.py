@@ -31,7 +31,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats as _sps
 
-__all__ = ["bootstrap_ci", "decide", "mean_ci", "paired_ci"]
+__all__ = ["bootstrap_ci", "combine", "decide", "mean_ci", "paired_ci"]
 
 Direction = Literal["greater", "less"]
 _NAN = float("nan")
@@ -213,3 +213,38 @@ def decide(
     if direction == "greater":
         return "supported" if above else "not supported" if below else "inconclusive"
     return "supported" if below else "not supported" if above else "inconclusive"
+
+
+def combine(statuses: Sequence[str]) -> str:
+    """One status for a claim made of several sub-claims, each decided by :func:`decide`.
+
+    * every sub-claim supported: ``"supported"``;
+    * every sub-claim not supported: ``"not supported"``;
+    * some supported and some not supported: ``"mixed"``;
+    * otherwise (some undecided, none contradicting the rest): ``"inconclusive"``.
+
+    Args:
+        statuses: the sub-claims' statuses (at least one).
+
+    Example:
+        >>> combine(["supported", "supported"])
+        'supported'
+        >>> combine(["supported", "not supported", "inconclusive"])
+        'mixed'
+        >>> combine(["supported", "inconclusive"])
+        'inconclusive'
+    """
+    allowed = ("supported", "not supported", "mixed", "inconclusive")
+    subs = list(statuses)
+    if not subs:
+        raise ValueError("combine needs at least one status")
+    bad = [s for s in subs if s not in allowed]
+    if bad:
+        raise ValueError(f"unknown status {bad[0]!r}; allowed: {', '.join(allowed)}")
+    if all(s == "supported" for s in subs):
+        return "supported"
+    if all(s == "not supported" for s in subs):
+        return "not supported"
+    if "mixed" in subs or ("supported" in subs and "not supported" in subs):
+        return "mixed"
+    return "inconclusive"
