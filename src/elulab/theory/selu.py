@@ -30,7 +30,6 @@ References:
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +38,7 @@ from scipy.optimize import brentq
 
 from elulab.functional import SELU_ALPHA, SELU_LAMBDA, check_alpha
 
+from .gaussian import _check_real as _real
 from .gaussian import _elu_kink_terms, gaussian_moments
 
 __all__ = [
@@ -100,15 +100,6 @@ class AlphaDropoutParameters:
     rate: float
     mean: float
     var: float
-
-
-def _real(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    out = float(value)
-    if not math.isfinite(out):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return out
 
 
 def _positive(value: float, name: str) -> float:
