@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from elulab.experiments._training import build_mlp, train_classifier
+from elulab.train import build_mlp, train_classifier
 from elulab.experiments.snn_uci import SnnUci, average_ranks, critical_difference
 from elulab.lab.api import ConfigError, RunContext, RunResult
 from elulab.lab.backends import seed_everything

@@ -51,7 +51,7 @@ import torch
 
 from ..lab.api import Experiment, Figure, RunContext, RunResult, Verdict
 from ._plotting import pyplot, save_figure
-from ._training import build_mlp, predict_proba, train_classifier
+from ..train import build_mlp, predict_proba, train_classifier
 
 __all__ = ["METHODS", "SnnUci", "average_ranks", "critical_difference"]
 

@@ -4,8 +4,12 @@ An experiment is a class with
 
 * ``name`` (registry key, e.g. ``"rnn_gradient_flow"``), ``title`` and ``claims``
   (e.g. ``("C2",)``);
+* ``version``: an integer (default 1) raised whenever a change to the code changes
+  what a run computes; it enters :func:`config_hash`, so a new version never reuses
+  runs stored by an old one;
 * ``Config``: a frozen dataclass whose fields all have defaults and JSON-able types
-  (``int``, ``float``, ``bool``, ``str``, or ``tuple`` of those);
+  (``int``, ``float``, ``bool``, ``str``, or ``tuple`` of those), each declared with
+  :func:`param` (its meaning and its allowed values, checked on every resolution);
 * ``profiles``: ``{"quick": {...}, "full": {...}}``, overrides of the Config
   defaults; each profile sets ``seeds`` (the number of seeds, >= 5 in ``full``);
 * ``run(config, seed, context) -> RunResult``: one seed, all randomness from
@@ -21,8 +25,8 @@ Example:
     >>> from dataclasses import dataclass
     >>> @dataclass(frozen=True)
     ... class Config:
-    ...     steps: int = 10
-    ...     seeds: int = 2
+    ...     steps: int = param(10, "optimiser steps", ge=1)
+    ...     seeds: int = param(2, "independent seeds", ge=1)
     >>> class Toy(Experiment):
     ...     name, title, claims = "toy", "A toy", ("C0",)
     ...     Config = Config
@@ -33,6 +37,10 @@ Example:
     ...         return []
     >>> Toy().resolve_config("quick", {"steps": "3"}).steps
     3
+    >>> Toy().resolve_config("quick", {"steps": "0"})
+    Traceback (most recent call last):
+    ...
+    elulab.lab.api.ConfigError: toy: steps must be >= 1, got 0
 """
 
 from __future__ import annotations
@@ -45,7 +53,10 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
+
+from .stats import STATUSES
+from .verdicts import Verdict
 
 __all__ = [
     "STATUSES",
@@ -58,10 +69,9 @@ __all__ = [
     "Verdict",
     "config_hash",
     "config_to_dict",
+    "param",
 ]
 
-Status = Literal["supported", "not supported", "mixed", "inconclusive"]
-STATUSES: tuple[str, ...] = ("supported", "not supported", "mixed", "inconclusive")
 PROFILES: tuple[str, ...] = ("quick", "full")
 
 
@@ -70,6 +80,98 @@ class ConfigError(ValueError):
 
     The message is one line naming what was wrong and what is allowed.
     """
+
+
+def param(
+    default: Any,
+    help: str,
+    *,
+    choices: Sequence[Any] | None = None,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    nonempty: bool = False,
+) -> Any:
+    """A Config field with its meaning and its allowed values.
+
+    The checks apply to the value, or to each item of a tuple; they run whenever a
+    config is resolved, and a violation raises :class:`ConfigError` as
+    ``"<experiment>: <field> must be <rule>, got <value>"``.
+
+    Args:
+        default: the default value (tuples for sequences).
+        help: what the field means, with units (shown by ``elulab show``).
+        choices: the allowed values.
+        ge, gt, le, lt: bounds (>=, >, <=, <).
+        nonempty: a tuple field must have at least one item.
+
+    Example:
+        >>> from dataclasses import dataclass, fields
+        >>> @dataclass(frozen=True)
+        ... class C:
+        ...     rate: float = param(0.1, "dropout rate", ge=0.0, lt=1.0)
+        >>> fields(C)[0].metadata["help"]
+        'dropout rate'
+    """
+    meta = {
+        "help": help,
+        "choices": None if choices is None else tuple(choices),
+        "ge": ge,
+        "gt": gt,
+        "le": le,
+        "lt": lt,
+        "nonempty": nonempty,
+    }
+    return field(default=default, metadata=meta)
+
+
+def _rule(meta: Mapping[str, Any]) -> list[tuple[str, typing.Callable[[Any], bool]]]:
+    rules: list[tuple[str, typing.Callable[[Any], bool]]] = []
+    if meta.get("choices") is not None:
+        allowed = meta["choices"]
+        rules.append((f"one of {', '.join(map(str, allowed))}", lambda v: v in allowed))
+    for op, word, fn in (
+        ("ge", ">=", lambda v, b: v >= b),
+        ("gt", ">", lambda v, b: v > b),
+        ("le", "<=", lambda v, b: v <= b),
+        ("lt", "<", lambda v, b: v < b),
+    ):
+        bound = meta.get(op)
+        if bound is not None:
+            rules.append((f"{word} {bound:g}", lambda v, b=bound, f=fn: v is not None and f(v, b)))
+    return rules
+
+
+def describe_rule(f: dataclasses.Field) -> str:
+    """The allowed values of a Config field, in words (empty when unrestricted)."""
+    words = [w for w, _ in _rule(f.metadata)]
+    if f.metadata.get("nonempty"):
+        words.insert(0, "non-empty")
+    return ", ".join(words)
+
+
+def check_config(exp: str, config: Any) -> None:
+    """Check every field of ``config`` against its :func:`param` rules.
+
+    Raises:
+        ConfigError: ``"<exp>: <field> must be <rule>, got <value>"``.
+    """
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        rules = _rule(f.metadata)
+        items = value if isinstance(value, tuple) else (value,)
+        if isinstance(value, tuple) and f.metadata.get("nonempty") and not value:
+            raise ConfigError(f"{exp}: {f.name} must be non-empty, got ()")
+        for item in items:
+            for words, ok in rules:
+                try:
+                    good = bool(ok(item))
+                except TypeError:
+                    good = False
+                if not good:
+                    what = f"each item of {f.name}" if isinstance(value, tuple) else f.name
+                    raise ConfigError(f"{exp}: {what} must be {words}, got {item!r}")
 
 
 @dataclass
@@ -140,47 +242,6 @@ def _jsonable_float(v: Any) -> float | None:
 
 
 @dataclass
-class Verdict:
-    """The verdict on one claim, over seeds.
-
-    Args:
-        claim: claim id, e.g. ``"C2"``.
-        status: one of ``STATUSES``.
-        effect: the effect size (its meaning is given by ``effect_name``).
-        ci_low, ci_high: its 95% confidence interval.
-        n_seeds: the number of independent seeds behind it.
-        summary: one sentence a reader can quote.
-        effect_name: what ``effect`` measures, with units.
-    """
-
-    claim: str
-    status: str
-    effect: float
-    ci_low: float
-    ci_high: float
-    n_seeds: int
-    summary: str
-    effect_name: str = ""
-
-    def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise ValueError(f"verdict status {self.status!r} is not one of {', '.join(STATUSES)}")
-
-    def to_json(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        for k in ("effect", "ci_low", "ci_high"):
-            d[k] = _jsonable_float(d[k])
-        return d
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Verdict:
-        d = dict(d)
-        for k in ("effect", "ci_low", "ci_high"):
-            d[k] = float("nan") if d.get(k) is None else float(d[k])
-        return cls(**d)
-
-
-@dataclass
 class Figure:
     """A figure file drawn by an experiment's ``figures`` hook.
 
@@ -223,6 +284,7 @@ class Experiment:
     claims: ClassVar[tuple[str, ...]]
     Config: ClassVar[type]
     profiles: ClassVar[dict[str, dict[str, Any]]]
+    version: ClassVar[int] = 1
 
     # -- the experiment's own code -------------------------------------------------
     def run(self, config: Any, seed: int, context: RunContext) -> RunResult:
@@ -263,6 +325,7 @@ class Experiment:
                     )
                 values[key] = _coerce(self.name, key, raw, _field_type(self.Config, key))
         config = self.Config(**values)
+        check_config(self.name, config)
         check = getattr(config, "validate", None)
         if check is not None:
             try:
@@ -270,6 +333,33 @@ class Experiment:
             except (TypeError, ValueError) as e:
                 raise ConfigError(f"{self.name}: {e}") from None
         return config
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One row per Config field: name, type, default, quick and full values, meaning.
+
+        The values are JSON-able (tuples as lists); ``allowed`` states the field's rule.
+        """
+        hints = typing.get_type_hints(self.Config)
+        rows = []
+        for f in dataclasses.fields(self.Config):
+            tp = hints[f.name]
+            row: dict[str, Any] = {
+                "name": f.name,
+                "type": getattr(tp, "__name__", str(tp))
+                if typing.get_origin(tp) is None
+                else str(tp),
+                "default": _jsonable(f.default),
+            }
+            for prof, over in self.profiles.items():
+                row[prof] = _jsonable(over.get(f.name, f.default))
+            row["allowed"] = describe_rule(f)
+            row["help"] = f.metadata.get("help", "")
+            rows.append(row)
+        return rows
+
+
+def _jsonable(v: Any) -> Any:
+    return json.loads(json.dumps(v))
 
 
 def _field_type(cls: type, key: str) -> Any:
@@ -326,13 +416,22 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def config_hash(experiment: str, config: Any) -> str:
-    """A stable 16-hex-digit hash of (experiment name, config); ``seeds`` excluded.
+def config_hash(experiment: str, config: Any, version: int = 1) -> str:
+    """A stable 16-hex-digit hash of (experiment name, code version, config).
 
-    The number of seeds does not change what one (config, seed) run computes, so
-    raising ``--seeds`` reuses the runs already stored.
+    ``seeds`` is excluded: the number of seeds does not change what one (config, seed)
+    run computes, so raising ``--seeds`` reuses the runs already stored. The
+    experiment's ``version`` is included: runs of an older version are never reused.
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass(frozen=True)
+        ... class C:
+        ...     steps: int = 3
+        >>> config_hash("toy", C(), 1) == config_hash("toy", C(), 2)
+        False
     """
     d = config_to_dict(config)
     d.pop("seeds", None)
-    blob = json.dumps({"experiment": experiment, "config": d}, sort_keys=True)
+    blob = json.dumps({"experiment": experiment, "version": version, "config": d}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -198,7 +198,7 @@ def run_experiment(
     backend = backend or LocalBackend(workers=1, threads=threads)
     emit = on_event or (lambda event: None)
     name = experiment.name
-    chash = config_hash(name, config)
+    chash = config_hash(name, config, experiment.version)
     cdict = config_to_dict(config)
     seed_list = list(range(n_seeds))
     out = SweepOutcome(name, chash, profile, config, seed_list)

@@ -26,15 +26,73 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from scipy import stats as _sps
 
-__all__ = ["bootstrap_ci", "combine", "decide", "mean_ci", "paired_ci"]
+__all__ = [
+    "STATUSES",
+    "Effect",
+    "bootstrap_ci",
+    "combine",
+    "decide",
+    "format_number",
+    "mean_ci",
+    "paired_ci",
+]
 
 Direction = Literal["greater", "less"]
 _NAN = float("nan")
+
+#: The statuses a verdict or sub-claim can have: the one list, used everywhere.
+STATUSES: tuple[str, ...] = ("supported", "not supported", "mixed", "inconclusive")
+
+
+class Effect(NamedTuple):
+    """An effect and its confidence interval: ``(value, low, high)``.
+
+    A named tuple, so ``m, lo, hi = mean_ci(x)`` unpacks it; ``low``/``high`` are nan
+    where no interval exists (one seed).
+
+    Example:
+        >>> e = Effect(0.148, 0.116, 0.179)
+        >>> e.format(), e.excludes(0.1), Effect(1.0, float("nan"), float("nan")).format()
+        ('0.148 [0.116, 0.179]', True, '1 (one value, no interval)')
+    """
+
+    value: float
+    low: float
+    high: float
+
+    @property
+    def has_interval(self) -> bool:
+        """Both bounds are numbers."""
+        return not (math.isnan(self.low) or math.isnan(self.high))
+
+    def excludes(self, x: float) -> bool:
+        """The interval lies strictly on one side of ``x``."""
+        return self.has_interval and (self.low > x or self.high < x)
+
+    def format(self, digits: int = 3, *, signed: bool = False) -> str:
+        """``"value [low, high]"``, each to ``digits`` significant digits (``signed``: +/-)."""
+        if not self.has_interval:
+            return f"{format_number(self.value, digits, signed=signed)} (one value, no interval)"
+        v, lo, hi = (format_number(x, digits, signed=signed) for x in self)
+        return f"{v} [{lo}, {hi}]"
+
+
+def format_number(x: float, digits: int = 3, *, signed: bool = False) -> str:
+    """``x`` to ``digits`` significant digits, without float noise.
+
+    Example:
+        >>> format_number(0.050000000000000003), format_number(1234.5), format_number(-2e-7, signed=True)
+        ('0.05', '1.23e+03', '-2e-07')
+    """
+    x = float(x)
+    if math.isnan(x):
+        return "nan"
+    return format(x, f"{'+' if signed else ''}.{max(int(digits), 1)}g")
 
 
 def _as_values(values: Sequence[float] | np.ndarray, name: str = "values") -> np.ndarray:
@@ -60,9 +118,7 @@ def _check_confidence(confidence: float) -> float:
     return c
 
 
-def mean_ci(
-    values: Sequence[float] | np.ndarray, confidence: float = 0.95
-) -> tuple[float, float, float]:
+def mean_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> Effect:
     """The mean of ``values`` and its Student-t confidence interval.
 
     .. math:: \\bar x \\pm t_{1-(1-c)/2,\\; n-1} \\; \\frac{s}{\\sqrt n},
@@ -73,28 +129,29 @@ def mean_ci(
         confidence: the coverage ``c`` of the interval.
 
     Returns:
-        ``(mean, low, high)``; with one value, ``(x, nan, nan)`` (no interval exists).
+        an :class:`Effect` ``(mean, low, high)``; with one value, ``(x, nan, nan)`` (no
+        interval exists).
 
     Example:
         >>> mean_ci([0.5])
-        (0.5, nan, nan)
+        Effect(value=0.5, low=nan, high=nan)
     """
     c = _check_confidence(confidence)
     x = _as_values(values)
     n = x.size
     mean = float(x.mean())
     if n < 2:
-        return mean, _NAN, _NAN
+        return Effect(mean, _NAN, _NAN)
     sem = float(x.std(ddof=1)) / math.sqrt(n)
     half = float(_sps.t.ppf(0.5 + c / 2.0, n - 1)) * sem
-    return mean, mean - half, mean + half
+    return Effect(mean, mean - half, mean + half)
 
 
 def paired_ci(
     a: Sequence[float] | np.ndarray,
     b: Sequence[float] | np.ndarray,
     confidence: float = 0.95,
-) -> tuple[float, float, float]:
+) -> Effect:
     """The mean paired difference ``a_i - b_i`` and its t-interval (see :func:`mean_ci`).
 
     Use when both arms ran with the same seeds: the pairing removes the variance the
@@ -105,7 +162,7 @@ def paired_ci(
         confidence: the coverage of the interval.
 
     Example:
-        >>> paired_ci([2.0, 3.0, 4.0], [1.0, 2.0, 3.0])
+        >>> tuple(paired_ci([2.0, 3.0, 4.0], [1.0, 2.0, 3.0]))
         (1.0, 1.0, 1.0)
     """
     xa, xb = _as_values(a, "a"), _as_values(b, "b")
@@ -120,7 +177,7 @@ def bootstrap_ci(
     confidence: float = 0.95,
     n_boot: int = 10000,
     seed: int = 0,
-) -> tuple[float, float, float]:
+) -> Effect:
     """A statistic of ``values`` and its percentile-bootstrap confidence interval.
 
     Resamples ``values`` with replacement ``n_boot`` times, computes ``statistic`` on
@@ -139,7 +196,8 @@ def bootstrap_ci(
         seed: seed of the resampling generator (the result is deterministic).
 
     Returns:
-        ``(statistic(values), low, high)``; with one value, ``(stat, nan, nan)``.
+        an :class:`Effect` ``(statistic(values), low, high)``; with one value,
+        ``(stat, nan, nan)``.
 
     Example:
         >>> s, lo, hi = bootstrap_ci([1.0, 2.0, 3.0, 4.0], n_boot=2000)
@@ -152,7 +210,7 @@ def bootstrap_ci(
         raise ValueError(f"n_boot must be an integer >= 100, got {n_boot!r}")
     point = float(statistic(x))
     if x.size < 2:
-        return point, _NAN, _NAN
+        return Effect(point, _NAN, _NAN)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, x.size, size=(int(n_boot), x.size))
     samples = x[idx]
@@ -165,7 +223,7 @@ def bootstrap_ci(
     if not np.all(np.isfinite(stats)):
         raise ValueError("statistic returned a non-finite value on a bootstrap resample")
     low, high = np.quantile(stats, [(1.0 - c) / 2.0, (1.0 + c) / 2.0])
-    return point, float(low), float(high)
+    return Effect(point, float(low), float(high))
 
 
 def decide(
@@ -234,7 +292,7 @@ def combine(statuses: Sequence[str]) -> str:
         >>> combine(["supported", "inconclusive"])
         'inconclusive'
     """
-    allowed = ("supported", "not supported", "mixed", "inconclusive")
+    allowed = STATUSES
     subs = list(statuses)
     if not subs:
         raise ValueError("combine needs at least one status")

@@ -1,17 +1,15 @@
-"""A small shared trainer for classifiers on tensors (MLPs on tabular data).
-
-Three functions and one result type:
+"""Classifiers on tensors: :func:`build_mlp`, :func:`train_classifier`, evaluation.
 
 * :func:`build_mlp`: ``depth`` x (Linear -> [BatchNorm|LayerNorm] -> activation ->
   dropout), then Linear, with a named initialisation;
-* :func:`train_classifier`: minibatch training with cross-entropy for a fixed number
-  of steps; if validation data are given, it records the validation accuracy every
-  ``eval_every`` steps and returns the (smoothed) best step: early stopping whose
-  stopping point can be reused when retraining on more data;
+* :func:`train_classifier`: cross-entropy on minibatches for a fixed number of steps,
+  through :func:`elulab.train.fit`; with validation data it records the validation
+  accuracy every ``eval_every`` steps and returns the (smoothed) best step: early
+  stopping whose stopping point can be reused when retraining on more data;
 * :func:`predict_proba` and :func:`accuracy`: evaluation in eval mode, in chunks.
 
-Every random draw (initialisation is the caller's; minibatch order and dropout here)
-comes from the ``seed`` argument, so a call is reproducible.
+Every random draw (initialisation from ``build_mlp``'s seed; minibatch order and dropout
+from ``train_classifier``'s) comes from a seed argument, so a call is reproducible.
 
 Example:
     >>> import torch
@@ -31,7 +29,18 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["TrainResult", "accuracy", "build_mlp", "predict_proba", "train_classifier"]
+from ._fit import batches, fit
+from ._rng import generator
+
+__all__ = [
+    "INITS",
+    "NORMS",
+    "TrainResult",
+    "accuracy",
+    "build_mlp",
+    "predict_proba",
+    "train_classifier",
+]
 
 NORMS = ("none", "batch", "layer")
 INITS = ("lecun", "kaiming", "kaiming_selu", "torch")
@@ -75,7 +84,7 @@ def build_mlp(
         raise ValueError(f"depth and width must be >= 1, got depth={depth}, width={width}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = generator(int(seed))
     layers: list[nn.Module] = []
     n_in = in_features
     for _ in range(depth):
@@ -160,13 +169,15 @@ def train_classifier(
     smooth: int = 3,
     seed: int = 0,
 ) -> TrainResult:
-    """Train ``model`` in place with cross-entropy and minibatches.
+    """Train ``model`` in place with cross-entropy and minibatches (:func:`fit`).
 
-    Minibatches are drawn epoch by epoch from a seeded permutation. With validation
-    data, the accuracy is measured every ``eval_every`` steps (and at the end); the
-    curve is smoothed by a centred moving average of ``smooth`` points (as the SNN
-    paper smoothed its learning curves before picking the stopping point) and the best
-    step is returned. The model is left at its *last* step.
+    Minibatches are drawn epoch by epoch from a permutation seeded with ``seed``;
+    dropout masks come from stream ``seed + 1`` of torch's global generator (the
+    caller's global state is restored). With validation data, the accuracy is
+    measured every ``eval_every`` steps (and at the end); the curve is smoothed by a
+    centred moving average of ``smooth`` points (as the SNN paper smoothed its
+    learning curves before picking the stopping point) and the best step is
+    returned. The model is left at its *last* step.
 
     Arguments:
         model: the network (its output: logits).
@@ -181,8 +192,8 @@ def train_classifier(
         smooth: moving-average window for the validation curve (odd, >= 1).
         seed: seeds the minibatch order and any dropout.
     """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     if not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be positive, got {lr!r}")
     if optimizer not in ("sgd", "adam"):
@@ -197,58 +208,32 @@ def train_classifier(
         )
     else:
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    n = len(X)
-    bs = min(batch_size, n)
-    gen = torch.Generator().manual_seed(int(seed))
-    every = eval_every if eval_every > 0 else max(1, steps // 20)
-    eval_steps: list[int] = []
-    val_acc: list[float] = []
-    state = torch.random.get_rng_state()
-    torch.manual_seed(int(seed) + 1)  # dropout masks; the global state is restored below
-    model.train()
-    perm = torch.randperm(n, generator=gen)
-    pos = 0
-    loss_v = float("nan")
-    diverged = False
-    taken = 0
-    try:
-        for step in range(1, steps + 1):
-            if pos + bs > n:
-                perm = torch.randperm(n, generator=gen)
-                pos = 0
-            idx = perm[pos : pos + bs]
-            pos += bs
-            xb = X[idx]
-            if bs == 1 and any(isinstance(m, nn.BatchNorm1d) for m in model.modules()):
-                xb = X[torch.cat([idx, idx])]  # BatchNorm needs two rows
-                idx = torch.cat([idx, idx])
-            loss = nn.functional.cross_entropy(model(xb), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            taken = step
-            loss_v = float(loss.detach())
-            if not math.isfinite(loss_v):
-                diverged = True
-                break
-            if X_val is not None and y_val is not None and (step % every == 0 or step == steps):
-                eval_steps.append(step)
-                val_acc.append(accuracy(model, X_val, y_val))
-    finally:
-        torch.random.set_rng_state(state)
-    best_step, best_val = taken, float("nan")
-    if val_acc:
-        k = max(1, int(smooth))
-        arr = np.asarray(val_acc)
-        sm = np.array([arr[max(0, i - k // 2) : i + k // 2 + 1].mean() for i in range(len(arr))])
-        i = int(np.argmax(sm))
-        best_step, best_val = eval_steps[i], float(sm[i])
+    has_bn = any(isinstance(m, nn.BatchNorm1d) for m in model.modules())
+
+    def loss_fn(model: nn.Module, idx: torch.Tensor) -> torch.Tensor:
+        if len(idx) == 1 and has_bn:
+            idx = torch.cat([idx, idx])  # BatchNorm needs two rows
+        return nn.functional.cross_entropy(model(X[idx]), y[idx])
+
+    validate = X_val is not None and y_val is not None
+    res = fit(
+        model,
+        loss_fn,
+        batches(len(X), batch_size, seed=int(seed)),
+        optimizer=opt,
+        steps=steps,
+        evaluate=(lambda m: accuracy(m, X_val, y_val)) if validate else None,
+        eval_every=(eval_every if eval_every > 0 else max(1, steps // 20)) if validate else 0,
+        smooth=smooth,
+        seed=int(seed) + 1,
+    )
+    best_val = res.best_score if res.eval_scores else float("nan")
     return TrainResult(
-        steps=taken,
-        best_step=best_step,
+        steps=res.steps,
+        best_step=res.best_step,
         best_val_accuracy=best_val,
-        eval_steps=eval_steps,
-        val_accuracy=val_acc,
-        final_loss=loss_v,
-        diverged=diverged,
+        eval_steps=res.eval_steps,
+        val_accuracy=res.eval_scores,
+        final_loss=res.final_loss,
+        diverged=res.diverged,
     )
