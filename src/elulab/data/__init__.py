@@ -10,6 +10,7 @@ from .builtin import BUILTIN_DATASETS as BUILTIN_DATASETS
 from .builtin import load_builtin as load_builtin
 from .htru2 import load_htru2 as load_htru2
 from .mnist import load_mnist as load_mnist
+from .mnist import load_mnist_split as load_mnist_split
 from .mnist import split_indices as split_indices
 from .uci import UCIDataset as UCIDataset
 from .uci import UCIFormatError as UCIFormatError
@@ -27,6 +28,7 @@ __all__ = [
     "load_builtin",
     "load_htru2",
     "load_mnist",
+    "load_mnist_split",
     "load_uci",
     "split_indices",
 ]

@@ -40,7 +40,14 @@ import torch
 
 from ._paths import dataset_dir
 
-__all__ = ["IMAGES_FILE", "LABELS_FILE", "load_mnist", "read_idx", "split_indices"]
+__all__ = [
+    "IMAGES_FILE",
+    "LABELS_FILE",
+    "load_mnist",
+    "load_mnist_split",
+    "read_idx",
+    "split_indices",
+]
 
 IMAGES_FILE = "t10k-images-idx3-ubyte.gz"
 LABELS_FILE = "t10k-labels-idx1-ubyte.gz"
@@ -176,3 +183,42 @@ def split_indices(
     parts = [perm[bounds[i] : bounds[i + 1]] for i in range(len(sizes))]
     parts.append(perm[bounds[-1] :])
     return tuple(parts)
+
+
+def load_mnist_split(
+    seed: int,
+    n_train: int,
+    n_test: int,
+    root: str | Path | None = None,
+    fractions: Sequence[float] = (0.6, 0.2, 0.2),
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The first ``n_train`` training and ``n_test`` test images of split ``seed``.
+
+    :func:`load_mnist`, then :func:`split_indices` ``(10000, seed, fractions)``: the
+    first part is the training split, the last the test split (parts in between, e.g.
+    a validation split, are not used); each is cut to its first ``n`` images.
+
+    Args:
+        seed: seed of the split.
+        n_train, n_test: images kept from the training and test splits (>= 1 each,
+            at most the split's size: 6000 and 2000 with the default fractions).
+        root: the data root (see :func:`load_mnist`).
+        fractions: passed to :func:`split_indices` (at least two parts).
+
+    Returns:
+        ``(x_train, y_train, x_test, y_test)`` as from :func:`load_mnist`.
+
+    Example:
+        >>> xtr, ytr, xte, yte = load_mnist_split(0, 100, 50)
+        >>> tuple(xtr.shape), tuple(yte.shape)
+        ((100, 1, 28, 28), (50,))
+    """
+    if len(fractions) < 2:
+        raise ValueError(f"fractions must have at least two parts, got {tuple(fractions)!r}")
+    images, labels = load_mnist(root)
+    parts = split_indices(len(labels), seed, fractions)
+    tr, te = parts[0], parts[-1]
+    for name, n, part in (("n_train", n_train, tr), ("n_test", n_test, te)):
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(part):
+            raise ValueError(f"{name} must be an integer in 1..{len(part)}, got {n!r}")
+    return images[tr[:n_train]], labels[tr[:n_train]], images[te[:n_test]], labels[te[:n_test]]

@@ -21,16 +21,19 @@ D_2 \\cdots (p - y)` with 0/1 diagonal masks D: ``f''`` never appears, yet R dep
 every weight matrix (linearly through each W, and through the softmax p), so
 :math:`\\nabla_\\theta R \\neq 0`. The experiment measures this rather than assuming it.
 
-Measured, per activation (ReLU, ELU, tanh, GELU) and per ``lambda`` of a grid: the
-penalty share, test accuracy, the mean input-gradient norm on test images, and FGSM
-accuracy at ``fgsm_eps``. The ``lambda*`` that reaches ``target_share`` is read off the
-curve by linear interpolation of ``logit(s)`` against ``log lambda`` (for fixed weights
-``logit(s) = log lambda + log(|grad R| / |grad L|)``, a line of slope 1; outside the
-grid it is extrapolated with slope 1 and flagged).
+Measured per activation (ReLU, ELU, tanh, GELU) and ``lambda`` of a grid (Adam via
+:func:`elulab.train.fit`, step :func:`penalty_step`, batches drawn with replacement; one
+seed gives the same weights and batches to all): the penalty share, test accuracy, mean
+input-gradient norm on test images, FGSM accuracy at ``fgsm_eps`` (``<act>/<lambda>/...``).
+``lambda*``, where ``s`` reaches ``target_share``, is read off by linear interpolation of
+``logit(s)`` against ``log lambda`` (:func:`lambda_for_share`; for fixed weights
+``logit(s) = log lambda + log(|grad R| / |grad L|)``, slope 1; outside the grid it is
+extrapolated with slope 1 and flagged).
 
-Verdict (C3): ``log10 lambda*(ReLU) - log10 lambda*(ELU)`` and the same against tanh,
-paired over seeds (95% t-intervals). The claim holds when both are above 0 (supported),
-is contradicted when both are below 0 (not supported), mixed when they disagree.
+Verdict (C3): two checks (:func:`elulab.lab.verdicts.check`, 95% t-intervals paired
+over seeds): ``log10 lambda*(ReLU) - log10 lambda*(ELU)`` above 0, and the same against
+tanh; combined by :func:`elulab.lab.stats.combine` (both supported: supported, both
+contradicted: not supported, one of each: mixed, else inconclusive).
 
 References:
     Improving generalization performance using double backpropagation (Drucker,
@@ -56,65 +59,66 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..lab.api import Experiment, Figure, RunContext, RunResult, Series, Verdict
-from ..lab.stats import combine, decide, paired_ci
-from ._plotting import pyplot, save_figure
+from ..data.mnist import load_mnist_split
+from ..lab import plots
+from ..lab.api import Experiment, Figure, RunContext, RunResult, Series, param
+from ..lab.verdicts import Verdict, check, key, per_seed
+from ..train import batches, build_mlp, fit, seeded
 
-__all__ = ["Config", "DoubleBackprop", "lambda_for_share", "penalty_step"]
+__all__ = ["Config", "DoubleBackprop", "build_model", "lambda_for_share", "penalty_step"]
 
 ACTIVATIONS = ("relu", "elu", "tanh", "gelu")
+LAMBDAS = (0.0, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+CURVES = {  # per-(activation, lambda) metric -> (series name, y label, log y)
+    "share": ("share", "penalty share of weight gradient", False),
+    "acc": ("acc", "test accuracy", False),
+    "fgsm_acc": ("fgsm", "FGSM accuracy", False),
+    "input_grad_norm": ("gnorm", "mean |grad_x loss| (test)", True),
+    "ratio": ("ratio", "|grad_theta R| / |grad_theta L|", True),
+}
 
 
 @dataclass(frozen=True)
 class Config:
     """Settings of the double-backpropagation experiment (see the module docstring)."""
 
-    activations: tuple[str, ...] = ACTIVATIONS
-    lambdas: tuple[float, ...] = (0.0, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
-    target_share: float = 0.25
-    n_train: int = 6000
-    n_test: int = 2000
-    steps: int = 600
-    batch_size: int = 64
-    lr: float = 1e-3
-    width: int = 128
-    fgsm_eps: float = 0.1
-    seeds: int = 5
+    activations: tuple[str, ...] = param(
+        ACTIVATIONS, "activations compared", choices=ACTIVATIONS, nonempty=True
+    )
+    lambdas: tuple[float, ...] = param(LAMBDAS, "penalty weights lambda", ge=0.0, nonempty=True)
+    target_share: float = param(0.25, "penalty share that defines lambda*", gt=0.0, lt=1.0)
+    n_train: int = param(6000, "training images (of the 6000 in the split)", ge=1, le=6000)
+    n_test: int = param(2000, "test images (of the 2000 in the split)", ge=1, le=2000)
+    steps: int = param(600, "Adam steps per (activation, lambda)", ge=1)
+    batch_size: int = param(64, "minibatch size (images, drawn with replacement)", ge=1)
+    lr: float = param(1e-3, "Adam learning rate", gt=0.0)
+    width: int = param(128, "hidden units per layer of the MLP 784-w-w-10", ge=1)
+    fgsm_eps: float = param(0.1, "FGSM step (pixels in [0, 1])", ge=0.0)
+    seeds: int = param(5, "independent seeds", ge=1)
 
     def validate(self) -> None:
-        for a in self.activations:
-            if a not in ACTIVATIONS:
-                raise ValueError(f"unknown activation {a!r}; allowed: {', '.join(ACTIVATIONS)}")
-        if sum(1 for lam in self.lambdas if lam > 0) < 1 or any(lam < 0 for lam in self.lambdas):
-            raise ValueError("lambdas must be >= 0 with at least one > 0")
-        if not 0.0 < self.target_share < 1.0:
-            raise ValueError(f"target_share must be in (0, 1), got {self.target_share}")
-        if not 1 <= self.n_train <= 6000 or not 1 <= self.n_test <= 2000:
-            raise ValueError("n_train must be in 1..6000 and n_test in 1..2000")
-        if self.steps < 1 or self.batch_size < 1 or self.width < 1 or not self.lr > 0:
-            raise ValueError("steps, batch_size and width must be >= 1 and lr > 0")
+        if not any(lam > 0 for lam in self.lambdas):
+            raise ValueError(f"lambdas must hold at least one value > 0, got {self.lambdas}")
 
 
-def _model(activation: str, width: int) -> nn.Sequential:
-    from ..nn import get_activation
-
-    return nn.Sequential(
-        nn.Flatten(),
-        nn.Linear(784, width),
-        get_activation(activation),
-        nn.Linear(width, width),
-        get_activation(activation),
-        nn.Linear(width, 10),
-    )
+def build_model(activation: str, width: int) -> nn.Sequential:
+    """The MLP 784-w-w-10 (Flatten first), PyTorch's default initialisation."""
+    mlp = build_mlp(784, 10, depth=2, width=width, activation=activation, init="torch")
+    return nn.Sequential(nn.Flatten(), *mlp)
 
 
 def penalty_step(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, lam: float
-) -> tuple[float, float, float, float]:
+) -> tuple[torch.Tensor, dict[str, float]]:
     """One double-backprop gradient: sets ``p.grad = grad L + lam * grad R``.
 
+    ``grad L`` and ``grad R`` come from two ``torch.autograd.grad`` calls, so their
+    norms can be read (one ``backward`` of ``J`` would sum them unseen); use it as the
+    ``loss_fn`` of :func:`elulab.train.fit` with ``backward=False``.
+
     Returns:
-        ``(L, R, |grad_theta L|, |grad_theta R|)`` (norms over all parameters).
+        ``(L, logs)``: the task loss (detached) and the numbers ``penalty`` (R),
+        ``grad_task``, ``grad_penalty`` (norms over all parameters), ``share``, ``ratio``.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     x = x.detach().requires_grad_(True)
@@ -125,14 +129,15 @@ def penalty_step(
     penalty = gx.pow(2).flatten(1).sum(1).mean()
     g_task = torch.autograd.grad(loss, params, retain_graph=True)
     g_pen = torch.autograd.grad(penalty, params, allow_unused=True)
-    g_pen = tuple(
-        torch.zeros_like(p) if g is None else g for p, g in zip(params, g_pen, strict=True)
-    )
+    g_pen = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_pen, strict=True)]
     for p, gt, gp in zip(params, g_task, g_pen, strict=True):
         p.grad = gt + lam * gp if lam else gt.clone()
-    norm_t = math.sqrt(sum(float(g.pow(2).sum()) for g in g_task))
-    norm_p = math.sqrt(sum(float(g.pow(2).sum()) for g in g_pen))
-    return float(loss.detach()), float(penalty.detach()), norm_t, norm_p
+    nt, npen = (math.sqrt(sum(float(g.pow(2).sum()) for g in gs)) for gs in (g_task, g_pen))
+    total = nt + lam * npen
+    logs = {"penalty": float(penalty.detach()), "grad_task": nt, "grad_penalty": npen}
+    logs["share"] = lam * npen / total if total > 0 else 0.0
+    logs["ratio"] = npen / nt if nt > 0 else math.nan
+    return loss.detach(), logs
 
 
 def lambda_for_share(
@@ -152,18 +157,14 @@ def lambda_for_share(
         >>> round(lam, 6), extra
         (1.0, False)
     """
-
-    def logit(p: float) -> float:
-        return math.log(p / (1.0 - p))
-
     pts = sorted(
-        (math.log(lam), logit(s))
+        (math.log(lam), math.log(s / (1.0 - s)))  # (log lambda, logit share)
         for lam, s in zip(lambdas, shares, strict=True)
         if lam > 0 and 0.0 < s < 1.0 and math.isfinite(s)
     )
     if not pts:
         return math.nan, True
-    t = logit(target)
+    t = math.log(target / (1.0 - target))
     for (l0, s0), (l1, s1) in itertools.pairwise(pts):
         if min(s0, s1) <= t <= max(s0, s1) and s1 != s0:
             return math.exp(l0 + (t - s0) * (l1 - l0) / (s1 - s0)), False
@@ -171,7 +172,7 @@ def lambda_for_share(
     return math.exp(nearest[0] + (t - nearest[1])), abs(nearest[1] - t) > 1e-12
 
 
-def _input_grad_norm_and_fgsm(
+def _robustness(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
 ) -> tuple[float, float, float]:
     """Clean accuracy, mean per-sample ``|grad_x l|`` and FGSM accuracy (pixels in [0, 1])."""
@@ -189,8 +190,22 @@ def _input_grad_norm_and_fgsm(
     return clean, gnorm, fgsm
 
 
-def _key(lam: float) -> str:
-    return f"{lam:g}"
+def _one(config: Config, act: str, lam: float, data: tuple, seed: int) -> dict[str, float]:
+    """Train one (activation, lambda) model on ``data`` (train and test tensors); its metrics."""
+    xtr, ytr, xte, yte = data
+    with seeded(seed):  # torch.manual_seed(seed): the same weights everywhere
+        model = build_model(act, config.width)
+    res = fit(
+        model,
+        lambda m, idx: penalty_step(m, xtr[idx], ytr[idx], lam),
+        # the generator seeded with `seed`: the same batches everywhere
+        batches(len(ytr), config.batch_size, seed=seed, steps=config.steps, replacement=True),
+        optimizer=torch.optim.Adam(model.parameters(), lr=config.lr),
+        backward=False,  # penalty_step sets the gradients
+    )
+    clean, gnorm, fgsm = _robustness(model, xte, yte, config.fgsm_eps)
+    out = {"share": res.mean_log("share"), "ratio": res.mean_log("ratio"), "acc": clean}
+    return out | {"fgsm_acc": fgsm, "input_grad_norm": gnorm, "diverged": float(res.diverged)}
 
 
 class DoubleBackprop(Experiment):
@@ -201,215 +216,82 @@ class DoubleBackprop(Experiment):
     claims = ("C3",)
     Config = Config
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
-        "quick": {
-            "seeds": 2,
-            "n_train": 2000,
-            "n_test": 1000,
-            "steps": 120,
-            "lambdas": (0.0, 0.01, 0.1, 1.0, 10.0),
-            "width": 64,
-        },
+        "quick": {"seeds": 2, "n_train": 2000, "n_test": 1000, "steps": 120, "width": 64}
+        | {"lambdas": (0.0, 0.01, 0.1, 1.0, 10.0)},
         "full": {"seeds": 5},
+        "smoke": {"seeds": 2, "n_train": 64, "n_test": 32, "steps": 3, "width": 8}
+        | {"batch_size": 16, "lambdas": (0.0, 0.1, 10.0)},
     }
 
     def run(self, config: Config, seed: int, context: RunContext) -> RunResult:
-        from ..data.mnist import load_mnist, split_indices
-
-        images, labels = load_mnist(context.data_dir)
-        tr, _, te = split_indices(len(labels), seed, (0.6, 0.2, 0.2))
-        xtr, ytr = images[tr[: config.n_train]], labels[tr[: config.n_train]]
-        xte, yte = images[te[: config.n_test]], labels[te[: config.n_test]]
-        metrics: dict[str, float] = {}
-        rows: list[dict[str, Any]] = []
+        data = load_mnist_split(seed, config.n_train, config.n_test, context.data_dir)
         lams = [float(v) for v in config.lambdas]
-        curves: dict[str, dict[str, list[float]]] = {
-            k: {} for k in ("share", "acc", "fgsm", "gnorm", "ratio")
-        }
-        todo = [(a, lam) for a in config.activations for lam in lams]
+        metrics, rows = {}, []
+        todo = list(itertools.product(config.activations, lams))
         for k, (act, lam) in enumerate(todo):
-            torch.manual_seed(seed)  # same initial weights for every (activation, lambda)
-            model = _model(act, config.width)
-            opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-            gen = torch.Generator().manual_seed(seed)  # same batches everywhere
-            shares, ratios = [], []
-            for _step in range(config.steps):
-                idx = torch.randint(0, len(ytr), (config.batch_size,), generator=gen)
-                opt.zero_grad(set_to_none=True)
-                _, _, nt, npen = penalty_step(model, xtr[idx], ytr[idx], lam)
-                shares.append(lam * npen / (nt + lam * npen) if nt + lam * npen > 0 else 0.0)
-                ratios.append(npen / nt if nt > 0 else math.nan)
-                opt.step()
-            clean, gnorm, fgsm = _input_grad_norm_and_fgsm(model, xte, yte, config.fgsm_eps)
-            share = float(np.mean(shares))
-            ratio = float(np.nanmean(ratios))
-            key = f"{act}_{_key(lam)}"
-            metrics.update(
-                {
-                    f"{key}_share": share,
-                    f"{key}_ratio": ratio,
-                    f"{key}_acc": clean,
-                    f"{key}_fgsm_acc": fgsm,
-                    f"{key}_input_grad_norm": gnorm,
-                }
-            )
-            for name, v in (
-                ("share", share),
-                ("acc", clean),
-                ("fgsm", fgsm),
-                ("gnorm", gnorm),
-                ("ratio", ratio),
-            ):
-                curves[name].setdefault(act, []).append(v)
-            rows.append(
-                {
-                    "activation": act,
-                    "lambda": lam,
-                    "penalty_share": round(share, 4),
-                    "gradR_over_gradL": ratio,
-                    "test_acc": round(clean, 4),
-                    "fgsm_acc": round(fgsm, 4),
-                    "input_grad_norm": gnorm,
-                }
-            )
+            row = _one(config, act, lam, data, seed)
+            metrics |= {key(act, lam, m): v for m, v in row.items()}
+            rows.append({"activation": act, "lambda": lam} | row)
             context.progress(k + 1, len(todo))
         for act in config.activations:
-            lam_star, extra = lambda_for_share(lams, curves["share"][act], config.target_share)
-            metrics[f"{act}_lambda_star"] = lam_star
-            metrics[f"{act}_lambda_star_extrapolated"] = float(extra)
+            shares = [metrics[key(act, lam, "share")] for lam in lams]
+            lam_star, extra = lambda_for_share(lams, shares, config.target_share)
+            metrics[key(act, "lambda_star")] = lam_star
+            metrics[key(act, "lambda_star_extrapolated")] = float(extra)
             # how strongly the penalty reaches the weights without it: |grad R| / |grad L|
-            metrics[f"{act}_ratio_at_lambda0"] = curves["ratio"][act][0]
+            metrics[key(act, "ratio_at_lambda0")] = metrics[key(act, lams[0], "ratio")]
         pos = [lam for lam in lams if lam > 0]
-        labels_ = {
-            "share": "penalty share of weight gradient",
-            "acc": "test accuracy",
-            "fgsm": f"FGSM accuracy (eps {config.fgsm_eps:g})",
-            "gnorm": "mean |grad_x loss| (test)",
-            "ratio": "|grad_theta R| / |grad_theta L|",
-        }
-        series = {
-            name: Series(
-                x=pos,
-                ys={a: [v for lam, v in zip(lams, c[a], strict=True) if lam > 0] for a in c},
-                xlabel="lambda",
-                ylabel=labels_[name],
-                logy=name in ("gnorm", "ratio"),
-            )
-            for name, c in curves.items()
-        }
+
+        def ys(m: str) -> dict[str, list[float]]:  # metric m against lambda > 0
+            return {a: [metrics[key(a, lam, m)] for lam in pos] for a in config.activations}
+
+        series = {c[0]: Series(pos, ys(m), "lambda", c[1], c[2]) for m, c in CURVES.items()}
         return RunResult(metrics=metrics, series=series, tables={"per_lambda": rows})
 
     def verdict(self, config: Config, results: Sequence[RunResult]) -> list[Verdict]:
-        n = len(results)
+        n, what = len(results), "log10 lambda*(ReLU) - log10 lambda*(ELU) (paired over seeds)"
         if n == 0 or not {"relu", "elu", "tanh"} <= set(config.activations):
-            return [
-                Verdict(
-                    "C3",
-                    "inconclusive",
-                    math.nan,
-                    math.nan,
-                    math.nan,
-                    n,
-                    "C3 needs runs with relu, elu and tanh",
-                    "log10 lambda* ratio",
-                )
-            ]
+            reason = "C3 needs runs with relu, elu and tanh"
+            return [Verdict.inconclusive("C3", reason, n_seeds=n, effect_name=what)]
 
-        def logs(act: str) -> list[float]:
-            return [math.log10(r.metrics[f"{act}_lambda_star"]) for r in results]
+        def log_star(act: str) -> np.ndarray:  # log10 lambda*, one per seed
+            return np.array([math.log10(v) for v in per_seed(results, act, "lambda_star")])
 
-        relu, elu, tanh = logs("relu"), logs("elu"), logs("tanh")
-        if not all(math.isfinite(v) for v in relu + elu + tanh):
-            return [
-                Verdict(
-                    "C3",
-                    "inconclusive",
-                    math.nan,
-                    math.nan,
-                    math.nan,
-                    n,
-                    "lambda* could not be measured (penalty share never in (0, 1))",
-                    "log10 lambda* ratio",
-                )
-            ]
-        if n > 1:
-            eff, lo, hi = paired_ci(relu, elu)
-            eff_t, lo_t, hi_t = paired_ci(relu, tanh)
-        else:
-            eff, lo, hi = relu[0] - elu[0], math.nan, math.nan
-            eff_t, lo_t, hi_t = relu[0] - tanh[0], math.nan, math.nan
-        sub = [
-            decide(lo, hi, threshold=0.0, direction="greater", n_seeds=n),
-            decide(lo_t, hi_t, threshold=0.0, direction="greater", n_seeds=n),
+        checks = [
+            check(f"log10 lambda* ReLU - {name}", log_star("relu"), paired=log_star(a), above=0.0)
+            for a, name in (("elu", "ELU"), ("tanh", "tanh"))
         ]
-        status = combine(sub)
-        star = {
-            a: float(10 ** np.mean([math.log10(r.metrics[f"{a}_lambda_star"]) for r in results]))
-            for a in config.activations
-        }
-        ratio0 = {
-            a: float(np.mean([r.metrics[f"{a}_ratio_at_lambda0"] for r in results]))
-            for a in config.activations
-        }
-        extrap = any(
-            r.metrics[f"{a}_lambda_star_extrapolated"] for r in results for a in config.activations
-        )
-        summary = (
-            f"lambda reaching a penalty share of {config.target_share:g} (geometric mean over "
-            "seeds): "
-            + ", ".join(f"{a} {star[a]:.3g}" for a in config.activations)
-            + f". log10 ratio ReLU/ELU {eff:+.2f} [{lo:+.2f}, {hi:+.2f}] ({sub[0]}), ReLU/tanh "
-            f"{eff_t:+.2f} [{lo_t:+.2f}, {hi_t:+.2f}] ({sub[1]}). ReLU's f'' is 0 a.e., yet "
-            f"the penalty reaches its weights: |grad R|/|grad L| at lambda=0 is "
-            + ", ".join(f"{a} {ratio0[a]:.3g}" for a in config.activations)
-            + "."
-            + (" Some lambda* were extrapolated beyond the grid." if extrap else "")
-        )
-        return [
-            Verdict(
-                "C3",
-                status,
-                eff,
-                lo,
-                hi,
-                n,
-                summary,
-                "log10 lambda*(ReLU) - log10 lambda*(ELU) (paired over seeds)",
-            )
+        acts = config.activations
+        star = ", ".join(f"{a} {10 ** log_star(a).mean():.3g}" for a in acts)
+        r0 = {a: per_seed(results, a, "ratio_at_lambda0").mean() for a in acts}
+        ratio0 = ", ".join(f"{a} {v:.3g}" for a, v in r0.items())
+        extra = any(per_seed(results, a, "lambda_star_extrapolated").any() for a in acts)
+        notes = [
+            f"ReLU's f'' is 0 a.e., yet the penalty reaches its weights: |grad R|/|grad L| at "
+            f"lambda=0 is {ratio0}." + (" Some lambda* were extrapolated beyond the grid." * extra)
         ]
+        head = f"lambda reaching a penalty share of {config.target_share:g} (geometric mean "
+        head += f"over seeds): {star}."
+        return [Verdict.from_checks("C3", checks, effect_name=what, preamble=head, notes=notes)]
 
     def figures(self, config: Config, results: Sequence[RunResult], out_dir: Path) -> list[Figure]:
-        plt = pyplot()
-
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if not results or "share" not in results[0].series:
+        if not results:
             return []
-        panels = ("share", "acc", "fgsm", "gnorm")
-        fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.5))
-        for ax, name in zip(axes, panels, strict=True):
-            s0 = results[0].series[name]
+        names = ("share", "acc", "fgsm", "gnorm")
+        fig, axes = plots.panels(len(names), ncols=len(names), width=4.0, height=3.5)
+        for ax, name in zip(axes, names, strict=True):
+            runs = [r.series[name] for r in results]
             for act in config.activations:
-                ys = np.array([r.series[name].ys[act] for r in results], dtype=float)
-                line = ax.plot(s0.x, ys.mean(0), marker="o", ms=3, label=act)[0]
-                ax.fill_between(s0.x, ys.min(0), ys.max(0), color=line.get_color(), alpha=0.15)
-            ax.set_xscale("log")
-            if s0.logy:
-                ax.set_yscale("log")
+                plots.band(ax, runs[0].x, [s.ys[act] for s in runs], act, marker="o", ms=3)
+            ax.set(xscale="log", yscale="log" if runs[0].logy else "linear")
+            ax.set(xlabel="lambda", ylabel=runs[0].ylabel)
             if name == "share":
                 ax.axhline(config.target_share, color="gray", ls=":", lw=1)
-            ax.set_xlabel("lambda")
-            ax.set_ylabel(s0.ylabel)
         axes[0].legend(fontsize=7)
-        fig.tight_layout()
-        path = out_dir / "double_backprop_vs_lambda.png"
-        save_figure(fig, path, dpi=110)
-        return [
-            Figure(
-                path,
-                "Against lambda, per activation (line: mean over seeds, band: range): the "
-                "share of the weight gradient that comes from the input-gradient penalty "
-                f"(dotted: the target {config.target_share:g}), clean and FGSM test accuracy, "
-                "and the mean input-gradient norm.",
-                "C3",
-            )
-        ]
+        caption = (
+            "Against lambda, per activation (line: mean over seeds, band: range): the share of "
+            "the weight gradient that comes from the input-gradient penalty (dotted: the "
+            f"target {config.target_share:g}), clean and FGSM (eps {config.fgsm_eps:g}) test "
+            "accuracy, and the mean input-gradient norm."
+        )
+        return [Figure(plots.save(fig, Path(out_dir) / "double_backprop_vs_lambda.png"), caption)]

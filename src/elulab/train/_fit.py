@@ -8,7 +8,7 @@ permutations, or draws with replacement). :func:`fit` runs
     for step, batch in enumerate(batches, 1):            # until `steps` or exhausted
         loss = loss_fn(model, batch)                      # any scalar: a penalty, a residual
         if loss is not finite: stop (or skip the step)    # divergence detection
-        optimizer.zero_grad(); loss.backward()
+        optimizer.zero_grad(); loss.backward()            # (backward=False: loss_fn did it)
         after_backward(state)                             # read gradients, Diagnostics.step()
         clip_grad_norm_(params, clip) if clip             # optional
         optimizer.step()
@@ -189,6 +189,7 @@ def fit(
     restore_best: bool = False,
     on_nonfinite: Literal["stop", "skip"] = "stop",
     seed: int | None = None,
+    backward: bool = True,
 ) -> FitResult:
     """Train ``model`` in place: one loop with hooks for every method in the lab.
 
@@ -217,6 +218,11 @@ def fit(
             skipped and counted; training goes on).
         seed: run the loop on stream ``seed`` of torch's global generator (dropout
             masks) inside :func:`elulab.train.seeded`; None: the caller's state.
+        backward: ``True``: ``zero_grad`` and ``loss.backward()`` after ``loss_fn``.
+            ``False``: ``zero_grad`` before ``loss_fn``, which sets the parameters'
+            ``.grad`` itself (e.g. a sum of gradients from separate
+            ``torch.autograd.grad`` calls, in an order one ``backward`` cannot
+            reproduce); its loss is then only read (logged, checked for finiteness).
 
     Returns:
         A :class:`FitResult`.
@@ -243,6 +249,7 @@ def fit(
         return _loop(
             model, loss_fn, batches, optimizer, steps, clip_grad_norm, after_backward,
             on_step, evaluate, eval_every, best, smooth, restore_best, on_nonfinite,
+            backward,
         )  # fmt: skip
 
 
@@ -256,7 +263,7 @@ class _nullcontext:
 
 def _loop(
     model, loss_fn, batches, optimizer, steps, clip, after_backward, on_step, evaluate,
-    eval_every, best, smooth, restore_best, on_nonfinite,
+    eval_every, best, smooth, restore_best, on_nonfinite, backward,
 ) -> FitResult:  # fmt: skip
     res = FitResult()
     sign = 1.0 if best == "max" else -1.0
@@ -277,6 +284,8 @@ def _loop(
     source = batches if steps is None else itertools.islice(batches, steps)
     step = 0
     for step, batch in enumerate(source, 1):
+        if not backward:
+            optimizer.zero_grad(set_to_none=True)
         out = loss_fn(model, batch)
         loss, logs = (out[0], dict(out[1])) if isinstance(out, tuple) else (out, {})
         loss_v = float(loss.detach())
@@ -286,8 +295,9 @@ def _loop(
                 continue
             res.diverged = True
             break
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if backward:
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         state = StepState(step, batch, loss, logs, model)
         if after_backward is not None and after_backward(state) is False:
             res.diverged = True
