@@ -1,8 +1,10 @@
 """Invariants of every bijection in elulab.flows (zuko style) and the ELU-specific contracts.
 
 References used as independent truth: float64 autograd Jacobians
-(``torch.autograd.functional.jacobian``), zuko's bisection inverse
-(``zuko.transforms.MonotonicTransform``), scipy quadrature for normalisation.
+(``torch.autograd.functional.jacobian``, and the per-row Jacobians of
+``elulab.flows.bijection_errors``, the one correctness table the C7 experiment reports
+too), zuko's bisection inverse (``zuko.transforms.MonotonicTransform``), scipy
+quadrature for normalisation.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from torch.distributions import (
 )
 
 from elulab.flows import (
+    ELEMENTWISE_KINDS,
     AffineCouplingTransform,
+    Elementwise,
     ELUClampWarning,
     ELUTransform,
     LeakyReLUTransform,
@@ -34,7 +38,12 @@ from elulab.flows import (
     LinearELUTransform,
     LinearTailELUTransform,
     LULinearTransform,
+    bijection_errors,
+    bijection_table,
+    flow_logdet_errors,
+    make_flow,
     newton_inverse,
+    random_flow_logdet_errors,
 )
 
 D = 4
@@ -89,17 +98,20 @@ def _x(t: torch.distributions.Transform, shape: tuple[int, ...]) -> torch.Tensor
 
 
 @pytest.mark.parametrize("t", ALL, ids=repr)
-def test_round_trip_both_ways(t: torch.distributions.Transform) -> None:
-    x = _x(t, (64, D))
-    y = t(x)
+def test_correctness_table_round_trips_and_log_det(t: torch.distributions.Transform) -> None:
+    e = bijection_errors(t, _x(t, (64, D)))
     # float64 on |x| <~ 8: the worst conditioning is ELU's, dx/dy = e^{-x}/alpha <= e^8/0.3,
     # so an x-space error of eps * 1e4 is rounding, not a bug
-    torch.testing.assert_close(t.inv(y), x, rtol=0, atol=1e4 * EPS64 * 16)
-    torch.testing.assert_close(t(t.inv(y)), y, rtol=1e-14, atol=1e-14)
+    assert e["roundtrip_x"] <= 1e4 * EPS64 * 16
+    assert e["roundtrip_y_rel"] <= 1e-14  # the backward error: a few roundoffs
+    # against autograd (derivative, or the slogdet of each row's D x D Jacobian): the
+    # log-dets here are O(1), so a few hundred ulps
+    assert e["logdet_err"] <= 1e-12 and e["boundary_fraction"] == 0.0
 
 
 @pytest.mark.parametrize("t", ALL, ids=repr)
 def test_log_det_against_autograd_jacobian(t: torch.distributions.Transform) -> None:
+    """The table's reference, cross-checked with ``torch.autograd.functional.jacobian``."""
     x = _x(t, (6, D))
     ladj = t.log_abs_det_jacobian(x, t(x)).detach()
     if t.domain.event_dim == 0:
@@ -109,6 +121,80 @@ def test_log_det_against_autograd_jacobian(t: torch.distributions.Transform) -> 
         _, logdet = torch.linalg.slogdet(J)
         # float64, a D x D determinant: agreement to a few hundred ulps of the sum
         assert abs(float(ladj[i]) - float(logdet)) < 1e-12 * (1 + abs(float(logdet)))
+
+
+class _PaddedELU(ELUTransform):
+    """Pyro's mistake: ``log(f'(x) + 1e-8)``."""
+
+    def log_abs_det_jacobian(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.log(torch.exp(super().log_abs_det_jacobian(x, y)) + 1e-8)
+
+
+class _WrongBranchInverse(LinearTailELUTransform):
+    """An inverse that switches branch at the wrong point (y < 0 instead of y < y_knee)."""
+
+    def _inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.where(y < 0, self.knee + (y - self.y_knee) / self.tail_slope, y)
+
+
+class _WrongLULogDet(LULinearTransform):
+    """A log-det off by the constant 1e-9 (e.g. a forgotten term)."""
+
+    def log_abs_det_jacobian(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return super().log_abs_det_jacobian(x, y) + 1e-9
+
+
+def test_correctness_table_catches_broken_bijections() -> None:
+    x = _x(None, (64, D))
+    padded = bijection_errors(_PaddedELU(1.0), x)
+    assert padded["logdet_err"] > 1e-10 and padded["roundtrip_y_rel"] <= 1e-14
+    wrong = bijection_errors(_WrongBranchInverse(), x)
+    assert wrong["roundtrip_x"] > 0.1 and wrong["roundtrip_y_rel"] > 0.1
+    lu = _multivariate()[0]
+    off = _WrongLULogDet(lu.perm, lu.lower, lu.upper, lu.log_diag)
+    assert bijection_errors(off, x)["logdet_err"] == pytest.approx(1e-9, rel=1e-3)
+
+
+def test_correctness_table_elementwise_float32_and_float64() -> None:
+    """The table the C7 experiment reports: every elementwise kind, both dtypes."""
+    g = torch.Generator().manual_seed(0)
+    x = 3.0 * torch.randn(5000, generator=g, dtype=F64)
+    ts = {k: Elementwise(k, 1.0).transform() for k in ELEMENTWISE_KINDS}
+    rows = bijection_table(ts, x)
+    assert [(r["bijection"], r["dtype"]) for r in rows] == [
+        (k, d) for d in ("float32", "float64") for k in ELEMENTWISE_KINDS
+    ]
+    for r in rows:
+        if r["dtype"] == "float64":  # the verdict's tolerance
+            assert r["roundtrip_y_rel"] <= 1e-12 and r["logdet_err"] <= 1e-12
+        else:  # float32: a few units of roundoff (1.2e-7)
+            assert r["roundtrip_y_rel"] < 1e-6 and r["logdet_err"] < 1e-5
+    # ELU's x-space round trip carries e^{-x}: in float32 it is far worse than the tail's
+    by = {(r["bijection"], r["dtype"]): r for r in rows}
+    assert by["elu", "float32"]["roundtrip_x"] > 100 * by["elu_tail", "float32"]["roundtrip_x"]
+
+
+def test_correctness_table_leaves_out_the_boundary_and_ignores_a_cache() -> None:
+    t = ELUTransform(1.0, cache_size=1)
+    x = torch.tensor([-40.0, -1.0, 0.5, 3.0], dtype=F64)  # elu(-40) rounds onto -1
+    e = bijection_errors(t, x)
+    assert e["boundary_fraction"] == 0.25 and e["roundtrip_x"] < 1e-15
+    # a cache would return x itself: the check must see the real inverse
+    bad = _WrongBranchInverse(cache_size=1)
+    assert bijection_errors(bad, _x(None, (64,)))["roundtrip_x"] > 0.1
+
+
+def test_flow_log_det_per_layer_and_whole() -> None:
+    e = random_flow_logdet_errors(1.0, dim=4, blocks=2, points=2)
+    assert e["layer_err"] <= 1e-12 and e["flow_err_over_eps_cond"] <= 1.0
+    # a flow with a wrong layer is caught at the layer and in the whole
+    flow = make_flow(D, elementwise="elu_tail", blocks=1, hidden=4).double()
+    ts = flow.transforms()
+    lu = ts[2]
+    ts[2] = _WrongLULogDet(lu.perm, lu.lower, lu.upper, lu.log_diag)
+    bad = flow_logdet_errors(ts, torch.randn(2, D, dtype=F64))
+    assert bad["layer_err"] == pytest.approx(1e-9, rel=1e-3)
+    assert bad["flow_err"] == pytest.approx(1e-9, rel=1e-3)
 
 
 @pytest.mark.parametrize("t", ALL, ids=repr)
@@ -360,6 +446,84 @@ def test_with_cache_equality_and_nan_refusal(t: torch.distributions.Transform) -
     assert tc == t and hash(tc) == hash(t) and tc._cache_size == 1 and t.with_cache(0) is t
     with pytest.raises(ValueError, match="NaN"):
         t.inv(torch.tensor([0.0, float("nan")], dtype=F64))
+
+
+@pytest.mark.parametrize("t", _multivariate(), ids=repr)
+def test_multivariate_with_cache_equality_and_hash(t: torch.distributions.Transform) -> None:
+    # regression: LULinearTransform and AffineCouplingTransform had no with_cache
+    tc = t.with_cache(1)
+    assert type(tc) is type(t) and tc._cache_size == 1 and t.with_cache(0) is t
+    assert tc == t and hash(tc) == hash(t) and tc.with_cache(0) == t
+    x = _x(t, (5, D))
+    torch.testing.assert_close(tc(x), t(x), rtol=0, atol=0)
+    y = tc(x)
+    assert tc(x) is y and tc.inv(y) is x  # the cache hands back the pair
+    assert t != t.inv and t != ELUTransform()
+
+
+def test_lu_equality_is_by_value() -> None:
+    lu = _multivariate()[0]
+    same = LULinearTransform(lu.perm.clone(), lu.lower.clone(), lu.upper.clone(), lu.log_diag)
+    assert same == lu and hash(same) == hash(lu)
+    other = LULinearTransform(lu.perm, lu.lower, lu.upper, lu.log_diag + 1e-12)
+    assert other != lu
+    flipped = LULinearTransform(torch.tensor([0, 1, 2, 3]), lu.lower, lu.upper, lu.log_diag)
+    assert flipped != lu
+    # a coupling layer is equal to one with the same conditioner object only
+    net = torch.nn.Linear(1, 2)
+    mask = torch.tensor([True, False])
+    c1 = AffineCouplingTransform(mask, net)
+    assert c1 == AffineCouplingTransform(mask.clone(), net)
+    assert c1 != AffineCouplingTransform(mask, torch.nn.Linear(1, 2))
+    assert c1 != AffineCouplingTransform(mask, net, scale_bound=2.0)
+
+
+def test_compose_transform_with_cache_round_trips_and_caches() -> None:
+    # regression: ComposeTransform(..., cache_size=1) raised NotImplementedError, because
+    # it calls with_cache on every part
+    parts = [*_multivariate(), LinearTailELUTransform(), AffineTransform(0.5, 2.0, event_dim=1)]
+    t = ComposeTransform(parts, cache_size=1)
+    assert all(p._cache_size == 1 for p in t.parts)
+    assert t == ComposeTransform(parts)  # the cached parts equal the originals
+    x = _x(None, (7, D))
+    y = t(x)
+    assert t(x) is y and t.inv(y) is x  # cached
+    fresh = y.clone()  # not the cached object: a real inverse pass
+    torch.testing.assert_close(t.inv(fresh), x, rtol=0, atol=1e-12)
+    torch.testing.assert_close(t(t.inv(fresh)), y, rtol=1e-14, atol=1e-14)
+    ref = ComposeTransform(parts)
+    torch.testing.assert_close(t.log_abs_det_jacobian(x, y), ref.log_abs_det_jacobian(x, y))
+
+
+def test_cached_flow_scores_its_own_boundary_samples() -> None:
+    # ELU outputs rounded onto -alpha cannot be inverted; with a cached composition the
+    # drawn sample is scored from the cache (the contract ELUTransform's doc promises)
+    t = ComposeTransform([AffineTransform(-40.0, 1.0), ELUTransform(1.0)], cache_size=1)
+    z = torch.zeros(3, dtype=F64)
+    y = t(z)
+    assert bool((y == -1.0).all())
+    with pytest.raises(ValueError, match="-alpha"):
+        ComposeTransform(t.parts).inv(y.clone())
+    assert t.inv(y) is z
+
+
+def test_elu_equality_and_hash_include_clamp() -> None:
+    # regression: ELUTransform(0.5) == ELUTransform(0.5, clamp=True) was True (same hash)
+    # though one inverse raises and the other clamps
+    plain, clamped = ELUTransform(0.5), ELUTransform(0.5, clamp=True)
+    assert plain != clamped and hash(plain) != hash(clamped)
+    assert len({plain, clamped, ELUTransform(0.5)}) == 2
+    assert clamped == ELUTransform(0.5, clamp=True) and hash(clamped) == hash(
+        ELUTransform(0.5, clamp=True)
+    )
+    assert clamped.with_cache(1).clamp and clamped.with_cache(1) == clamped
+    assert repr(clamped) == "ELUTransform(alpha=0.5, clamp=True)"
+    assert repr(plain) == "ELUTransform(alpha=0.5)"
+    y = torch.tensor([-0.5], dtype=F64)
+    with pytest.raises(ValueError, match="-alpha"):
+        plain.inv(y)
+    with pytest.warns(ELUClampWarning):
+        assert torch.isfinite(clamped.with_cache(1).inv(y)).all()
 
 
 def test_lu_weight_log_det_matches_slogdet() -> None:

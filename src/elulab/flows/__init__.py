@@ -5,7 +5,9 @@ ELU maps the real line onto :math:`(-\\alpha, \\infty)`. :class:`ELUTransform` s
 outside it; :class:`LinearTailELUTransform` and :class:`LinearELUTransform` map onto the
 whole real line and can sit anywhere in a flow. :func:`make_flow` builds flows of
 coupling, LU-linear, elementwise and ActNorm layers that are plain
-:class:`torch.distributions.TransformedDistribution` objects. See ``docs/flows.md``.
+:class:`torch.distributions.TransformedDistribution` objects. :func:`bijection_table`,
+:func:`bijection_errors`, :func:`flow_logdet_errors` and :func:`random_flow_logdet_errors`
+check a bijection's inverse and log-det against autograd. See ``docs/flows.md``.
 
 Example:
     >>> import torch
@@ -15,6 +17,10 @@ Example:
     GreaterThan(lower_bound=-1.0)
 """
 
+from ._checks import bijection_errors as bijection_errors
+from ._checks import bijection_table as bijection_table
+from ._checks import flow_logdet_errors as flow_logdet_errors
+from ._checks import random_flow_logdet_errors as random_flow_logdet_errors
 from ._models import ELEMENTWISE_KINDS as ELEMENTWISE_KINDS
 from ._models import ActNorm as ActNorm
 from ._models import AffineCoupling as AffineCoupling
@@ -49,6 +55,10 @@ __all__ = [
     "LeakySoftplusTransform",
     "LinearELUTransform",
     "LinearTailELUTransform",
+    "bijection_errors",
+    "bijection_table",
+    "flow_logdet_errors",
     "make_flow",
     "newton_inverse",
+    "random_flow_logdet_errors",
 ]

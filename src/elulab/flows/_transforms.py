@@ -98,8 +98,14 @@ def _check_finite_input(y: torch.Tensor, who: str) -> None:
 class _ParametrisedTransform(Transform):
     """Equality, hashing, ``repr`` and ``with_cache`` from the parameter names in ``_params``.
 
-    Subclasses take their parameters positionally in ``_params`` order, plus a
-    keyword-only ``cache_size``.
+    Subclasses store each parameter under its name in ``_params`` and accept it as a
+    keyword argument of the same name, plus a keyword-only ``cache_size``. Two
+    transforms are equal when they are of the same type and every parameter is equal:
+    numbers by ``==``, tensors by value (same shape, dtype and entries, as torch's
+    ``AffineTransform`` compares), anything else (a conditioner network) by ``==``,
+    which for modules and functions is identity. The hash uses a tensor's shape and
+    dtype only, so equal transforms hash alike. A transform is bound to the parameter
+    values it was built with; flow layers build a fresh one on each call.
     """
 
     _params: tuple[str, ...] = ()
@@ -110,17 +116,39 @@ class _ParametrisedTransform(Transform):
     def with_cache(self, cache_size: int = 1) -> Transform:
         if self._cache_size == cache_size:
             return self
-        return type(self)(*self._values(), cache_size=cache_size)
+        return type(self)(
+            **dict(zip(self._params, self._values(), strict=True)), cache_size=cache_size
+        )
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other._values() == self._values()  # type: ignore[attr-defined]
+        if type(other) is not type(self):
+            return False
+        pairs = zip(self._values(), other._values(), strict=True)  # type: ignore[attr-defined]
+        return all(_same(a, b) for a, b in pairs)
 
     def __hash__(self) -> int:
-        return hash((type(self), *self._values()))
+        return hash((type(self), *map(_hashable, self._values())))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{n}={v}" for n, v in zip(self._params, self._values(), strict=True))
         return f"{type(self).__name__}({args})"
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (
+            isinstance(a, torch.Tensor)
+            and isinstance(b, torch.Tensor)
+            and a.shape == b.shape
+            and a.dtype == b.dtype
+            and a.device == b.device
+            and torch.equal(a, b)
+        )
+    return bool(a == b)
+
+
+def _hashable(v: Any) -> Any:
+    return ("tensor", tuple(v.shape), v.dtype) if isinstance(v, torch.Tensor) else v
 
 
 class ELUTransform(_ParametrisedTransform):
@@ -170,7 +198,7 @@ class ELUTransform(_ParametrisedTransform):
     domain = constraints.real
     bijective = True
     sign = +1
-    _params = ("alpha",)
+    _params = ("alpha", "clamp")
 
     def __init__(self, alpha: float = 1.0, *, clamp: bool = False, cache_size: int = 0) -> None:
         super().__init__(cache_size=cache_size)
@@ -183,11 +211,6 @@ class ELUTransform(_ParametrisedTransform):
     @constraints.dependent_property(is_discrete=False, event_dim=0)
     def codomain(self) -> constraints.Constraint:
         return constraints.greater_than(-self.alpha)
-
-    def with_cache(self, cache_size: int = 1) -> ELUTransform:
-        if self._cache_size == cache_size:
-            return self
-        return ELUTransform(self.alpha, clamp=self.clamp, cache_size=cache_size)
 
     def __repr__(self) -> str:
         extra = ", clamp=True" if self.clamp else ""
@@ -513,7 +536,7 @@ class LeakySoftplusTransform(_ParametrisedTransform):
 # ---------------------------------------------------------------------------
 
 
-class LULinearTransform(Transform):
+class LULinearTransform(_ParametrisedTransform):
     r"""An invertible linear map :math:`y = W x`, :math:`W = P L U`, with a cheap log-det.
 
     :math:`P` is a fixed permutation, :math:`L` unit lower triangular, :math:`U` upper
@@ -546,6 +569,7 @@ class LULinearTransform(Transform):
     domain = constraints.independent(constraints.real, 1)
     codomain = constraints.independent(constraints.real, 1)
     bijective = True
+    _params = ("perm", "lower", "upper", "log_diag")
 
     def __init__(
         self,
@@ -566,11 +590,14 @@ class LULinearTransform(Transform):
         if perm.shape != (d,) or not torch.equal(torch.sort(perm).values, torch.arange(d)):
             raise ValueError(f"LULinearTransform: perm must be a permutation of range({d})")
         eye = torch.eye(d, dtype=lower.dtype, device=lower.device)
-        self.perm = perm
+        self.perm, self.lower, self.upper = perm, lower, upper
         self.inv_perm = torch.argsort(perm)
         self.L = torch.tril(lower, -1) + eye
         self.U = torch.triu(upper, 1) + torch.diag(torch.exp(log_diag))
         self.log_diag = log_diag
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(dim={self.log_diag.shape[-1]})"
 
     @property
     def weight(self) -> torch.Tensor:
@@ -591,7 +618,7 @@ class LULinearTransform(Transform):
         return self.log_diag.sum().expand(x.shape[:-1])
 
 
-class AffineCouplingTransform(Transform):
+class AffineCouplingTransform(_ParametrisedTransform):
     r"""An affine coupling layer: half of the coordinates condition an affine map of the rest.
 
     .. math:: y_A = x_A, \qquad y_B = x_B \odot e^{s(x_A)} + t(x_A), \qquad
@@ -621,6 +648,7 @@ class AffineCouplingTransform(Transform):
     domain = constraints.independent(constraints.real, 1)
     codomain = constraints.independent(constraints.real, 1)
     bijective = True
+    _params = ("mask", "conditioner", "scale_bound")
 
     def __init__(
         self,
@@ -644,7 +672,10 @@ class AffineCouplingTransform(Transform):
         self.conditioner = conditioner
         self.scale_bound = _check_real(scale_bound, "scale_bound", low=0.0)
 
-    def _params(self, xa: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(mask={self.mask.tolist()}, scale_bound={self.scale_bound})"
+
+    def _scale_shift(self, xa: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.conditioner(xa)
         nb = self.idx_b.numel()
         if out.shape[-1] != 2 * nb:
@@ -658,14 +689,14 @@ class AffineCouplingTransform(Transform):
 
     def _call(self, x: torch.Tensor) -> torch.Tensor:
         xa, xb = x[..., self.idx_a], x[..., self.idx_b]
-        log_s, t = self._params(xa)
+        log_s, t = self._scale_shift(xa)
         return torch.cat([xa, xb * torch.exp(log_s) + t], dim=-1)[..., self.order]
 
     def _inverse(self, y: torch.Tensor) -> torch.Tensor:
         ya, yb = y[..., self.idx_a], y[..., self.idx_b]
-        log_s, t = self._params(ya)
+        log_s, t = self._scale_shift(ya)
         return torch.cat([ya, (yb - t) * torch.exp(-log_s)], dim=-1)[..., self.order]
 
     def log_abs_det_jacobian(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        log_s, _ = self._params(x[..., self.idx_a])
+        log_s, _ = self._scale_shift(x[..., self.idx_a])
         return log_s.sum(-1)
