@@ -7,8 +7,9 @@ import io
 import json
 import sqlite3
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from typer.testing import CliRunner
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 import elulab.experiments
 import elulab.report
 from elulab.cli import app
+from elulab.lab.api import param
 from elulab.lab.store import Store
 from lab_toy import Toy
 
@@ -162,6 +164,7 @@ def test_reproduce_runs_everything_then_builds_the_report(
         with Store(store_path, readonly=True) as st:
             calls.append((Path(store_path), Path(out_dir), [s.experiment for s in st.summaries()]))
         Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / ".elulab-report").write_text("")  # a report may replace it
         index = Path(out_dir) / "index.html"
         index.write_text("<html></html>")
         return index
@@ -172,6 +175,11 @@ def test_reproduce_runs_everything_then_builds_the_report(
     assert result.exit_code == 0, result.output
     assert calls == [(store, out, ["lab_toy_other", "lab_toy"])]
     assert str(out / "index.html") in result.stdout.replace("\n", "")
+    # the closing summary: one line per experiment and claim, then the report's path
+    tail = result.stdout[result.stdout.index("verdicts:") :].splitlines()
+    assert [line.split(":")[0].strip() for line in tail[1:3]] == ["lab_toy T1", "lab_toy_other T1"]
+    assert all(", effect " in line and line.endswith(", 3 seeds") for line in tail[1:3])
+    assert tail[3] == f"report: {out / 'index.html'}"
     with Store(store, readonly=True) as st:
         assert len(st.runs("lab_toy")) == 3 and len(st.runs("lab_toy_other")) == 3
     # `elulab report` only builds the report; a missing store is a one-line error
@@ -179,3 +187,148 @@ def test_reproduce_runs_everything_then_builds_the_report(
     assert invoke("report", "--store", str(store), "--out", str(out)).exit_code == 0
     assert len(calls) == 1
     _one_line_error(invoke("report", "--store", str(tmp_path / "none.sqlite")), "does not exist")
+
+
+def test_version() -> None:
+    from elulab import __version__
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"elulab {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["run"], ["Missing argument", "elulab run --help"]),
+        (["run", "lab_toy", "--frobnicate"], ["No such option: --frobnicate"]),
+        (["nope"], ["No such command 'nope'"]),
+        (["constants", "alpha-dropout"], ["Missing option '--rate'"]),
+    ],
+)
+def test_usage_errors_are_one_line(registry: dict[str, Any], args: list[str], words: list[str]):
+    result = invoke(*args)
+    _one_line_error(result, *words)
+    assert "╭" not in result.output  # not typer's box
+
+
+@dataclass(frozen=True)
+class _DescribedConfig:
+    seeds: int = param(3, "independent seeds", ge=1)
+    learning_rate_schedule_warmup: int = param(
+        100,
+        "optimiser steps of linear learning-rate warm-up before the cosine decay starts, "
+        "counted from the first step of every seed",
+        ge=0,
+    )
+    activations: tuple[str, ...] = param(
+        ("relu", "leaky_relu", "elu", "selu", "gelu", "mish"),
+        "activations compared, each trained from the same initial weights",
+        choices=("relu", "leaky_relu", "elu", "selu", "gelu", "mish"),
+        nonempty=True,
+    )
+    lr: float = param(0.05, "SGD learning rate", gt=0.0)
+
+
+class _Described(Toy):
+    name = "lab_described"
+    Config = _DescribedConfig  # type: ignore[assignment]
+    profiles: ClassVar[dict[str, dict[str, Any]]] = {
+        "quick": {"seeds": 2, "learning_rate_schedule_warmup": 10},
+        "full": {"seeds": 5},
+        "smoke": {"seeds": 2, "activations": ("elu",), "lr": 0.1},
+    }
+
+
+def test_show_json_lists_every_key(registry: dict[str, Any]) -> None:
+    registry["lab_described"] = _Described
+    result = invoke("show", "lab_described", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["experiment"] == "lab_described" and data["version"] == 1
+    assert data["profiles"] == ["quick", "full", "smoke"]
+    rows = {r["name"]: r for r in data["config"]}
+    assert list(rows) == ["seeds", "learning_rate_schedule_warmup", "activations", "lr"]
+    warmup = rows["learning_rate_schedule_warmup"]
+    assert (warmup["type"], warmup["default"], warmup["quick"], warmup["full"]) == (
+        "int",
+        100,
+        10,
+        100,
+    )
+    assert warmup["allowed"] == ">= 0" and warmup["help"].startswith("optimiser steps")
+    assert rows["lr"]["smoke"] == 0.1 and rows["activations"]["smoke"] == ["elu"]
+    assert rows["activations"]["allowed"].startswith("non-empty, one of relu")
+
+
+def test_show_table_is_readable_at_80_columns(registry: dict[str, Any]) -> None:
+    registry["lab_described"] = _Described
+    result = CliRunner().invoke(app, ["show", "lab_described"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    text = " ".join(result.stdout.split())
+    # every key whole on one line (never folded), with its type
+    for key in ("seeds", "learning_rate_schedule_warmup", "activations", "lr"):
+        assert any(f" {key} " in line for line in lines), key
+    assert "tuple[str, ...]" in result.stdout
+    # the meaning and the rule of each key, wrapped but whole words
+    cells = [line.split("│")[3].strip() for line in lines if line.count("│") == 4]
+    meaning = " ".join(c for c in cells if c)
+    assert "optimiser steps of linear learning-rate warm-up before the cosine decay" in meaning
+    assert ">= 0" in meaning and "> 0" in meaning
+    # profile values that differ from the default, named by profile
+    assert "quick 10" in text and "smoke 0.1" in text and "smoke elu" in text
+    assert "version 1" in text
+
+
+def test_show_unknown_experiment(registry: dict[str, Any]) -> None:
+    _one_line_error(invoke("show", "nope"), "unknown experiment 'nope'", "allowed: lab_toy")
+
+
+@pytest.mark.parametrize("command", ["reproduce", "report"])
+def test_unwritable_out_fails_before_anything_runs(
+    registry: dict[str, Any], tmp_path: Path, command: str
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    store = tmp_path / "s.sqlite"
+    Store(store).close()
+    result = invoke(command, "--store", str(store), "--out", str(blocker / "site"))
+    _one_line_error(result, "cannot write the report folder", "is not a folder")
+    with Store(store, readonly=True) as st:
+        assert st.runs(status=None) == [] and st.summaries() == []
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep")
+    result = invoke(command, "--store", str(store), "--out", str(foreign))
+    _one_line_error(result, "is not an elulab report")
+    assert (foreign / "notes.txt").read_text() == "keep"
+
+
+def test_counts_and_numbers_read_well(registry: dict[str, Any], tmp_path: Path) -> None:
+    store = str(tmp_path / "s.sqlite")
+    one = invoke("run", "lab_toy", "--store", store, "--seeds", "1", "--set", "fail_seeds=1")
+    assert one.exit_code == 0, one.output
+    assert "1 run completed, 0 already stored, 0 failed" in one.stdout
+    two = invoke("run", "lab_toy", "--store", store, "--seeds", "3", "--set", "fail_seeds=1")
+    assert two.exit_code == 1
+    assert "1 run completed, 1 already stored, 1 failed" in two.stdout
+    assert "1 problem:" in two.stderr and "(s)" not in two.output
+    rate = invoke("constants", "alpha-dropout", "--rate", "0.05")
+    assert rate.exit_code == 0 and " 0.05 " in rate.stdout
+    assert "0.050000000000000003" not in rate.stdout
+
+
+def test_results_carry_version_and_revision(registry: dict[str, Any], tmp_path: Path) -> None:
+    from elulab.lab.backends import environment
+
+    store = str(tmp_path / "s.sqlite")
+    assert invoke("run", "lab_toy", "--store", store, "--seeds", "2").exit_code == 0
+    text = invoke("results", "lab_toy", "--store", store).stdout
+    rows = list(csv.DictReader(io.StringIO(text)))
+    git = environment()["git"] or ""
+    assert [(r["version"], r["git"]) for r in rows] == [("1", git), ("1", git)]
+    assert rows[0]["started_at"].endswith("Z") and "T" in rows[0]["started_at"]
+    assert rows[0]["config.size"] == "16" and rows[0]["config.fail_seeds"] == "[]"
+    data = json.loads(invoke("results", "lab_toy", "--store", store, "--format", "json").stdout)
+    assert {(d["version"], d["git"] or "") for d in data} == {(1, git)}

@@ -259,3 +259,28 @@ def test_interrupted_sweep_resumes(tmp_path: Path, sig: int, workers: str) -> No
         == (report["config_hash"])
     )
     store.close()
+
+
+class _ToyV2(Toy):
+    """The toy after a change that alters what a run computes."""
+
+    version = 2
+
+
+def test_a_new_version_is_never_served_from_the_store(tmp_path: Path) -> None:
+    from elulab.lab.backends import environment
+
+    with Store(tmp_path / "s.sqlite") as store:
+        first = run_experiment(Toy(), store=store, seeds=2)
+        assert first.completed == [0, 1]
+        assert run_experiment(Toy(), store=store, seeds=2).skipped == [0, 1]
+        second = run_experiment(_ToyV2(), store=store, seeds=2)
+        assert second.completed == [0, 1] and second.skipped == []  # recomputed
+        assert second.config_hash != first.config_hash
+        versions = sorted((r.version, r.config_hash) for r in store.runs("lab_toy"))
+        assert versions == sorted([(1, first.config_hash)] * 2 + [(2, second.config_hash)] * 2)
+        git = environment()["git"]
+        assert {r.git for r in store.runs("lab_toy")} == {git}
+        assert second.summary is not None and second.summary.version == 2
+        assert second.summary.revisions == [git]
+        assert store.summaries("lab_toy")[0].version == 2

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from elulab.lab.api import RunResult, Series, Verdict
-from elulab.lab.store import SCHEMA_VERSION, Store, StoreError, export_runs
+from elulab.lab.store import SCHEMA_VERSION, Store, StoreError, export_runs, revision_warning
 
 
 def _record(store: Store, seed: int, status: str = "completed", **kw: object) -> bool:
     result = kw.pop("result", None)
+    env = kw.pop("env", {"host": "x"})
     if status == "completed" and result is None:
         result = RunResult(metrics={"m": float(seed)})
     now = time.time()
@@ -31,7 +32,8 @@ def _record(store: Store, seed: int, status: str = "completed", **kw: object) ->
         error=kw.pop("error", None),  # type: ignore[arg-type]
         started_at=now - 1.0,
         finished_at=now,
-        env={"host": "x"},
+        env=env,  # type: ignore[arg-type]
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -271,3 +273,155 @@ def test_two_connections_same_seed_no_duplicate(tmp_path: Path) -> None:
     finally:
         a.close()
         b.close()
+
+
+# -- schema 2: experiment version and git revision of every run -------------------------------
+
+_SCHEMA_1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY, experiment TEXT NOT NULL, config_hash TEXT NOT NULL,
+    seed INTEGER NOT NULL, config TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('completed', 'failed')), result TEXT, error TEXT,
+    started_at REAL NOT NULL, finished_at REAL NOT NULL, duration_s REAL NOT NULL,
+    env TEXT NOT NULL, artifact_dir TEXT, attempts INTEGER NOT NULL DEFAULT 1,
+    UNIQUE (experiment, config_hash, seed)
+);
+CREATE TABLE summaries (
+    id INTEGER PRIMARY KEY, experiment TEXT NOT NULL, title TEXT NOT NULL,
+    claims TEXT NOT NULL, config_hash TEXT NOT NULL, profile TEXT NOT NULL,
+    config TEXT NOT NULL, seeds TEXT NOT NULL, verdicts TEXT NOT NULL, figures TEXT NOT NULL,
+    errors TEXT NOT NULL, env TEXT NOT NULL, created_at REAL NOT NULL
+);
+"""
+
+
+def _schema_1_store(path: Path) -> None:
+    """A store as elulab wrote it before schema 2: the revision only inside ``env``."""
+    conn = sqlite3.connect(path)
+    conn.executescript(_SCHEMA_1)
+    conn.executemany(
+        "INSERT INTO meta VALUES (?, ?)",
+        [("format", "elulab-results"), ("schema_version", "1"), ("created_by", "elulab 0.1.0")],
+    )
+    result = json.dumps(RunResult(metrics={"m": 1.0}).to_json())
+    for seed, git, status in [
+        (0, "aaa", "completed"),
+        (1, "bbb", "completed"),
+        (2, "ccc", "failed"),
+    ]:
+        conn.execute(
+            "INSERT INTO runs (experiment, config_hash, seed, config, status, result, started_at,"
+            " finished_at, duration_s, env) VALUES ('exp', 'h1', ?, '{}', ?, ?, 0, 1, 1, ?)",
+            (seed, status, result if status == "completed" else None, json.dumps({"git": git})),
+        )
+    conn.execute(
+        "INSERT INTO runs (experiment, config_hash, seed, config, status, result, started_at,"
+        " finished_at, duration_s, env) VALUES ('exp', 'h2', 0, '{}', 'completed', ?, 0, 1, 1,"
+        " '{}')",
+        (result,),
+    )
+    for chash, seeds in [("h1", [0, 1]), ("h1", [0]), ("h2", [0])]:
+        conn.execute(
+            "INSERT INTO summaries (experiment, title, claims, config_hash, profile, config, seeds,"
+            " verdicts, figures, errors, env, created_at)"
+            " VALUES ('exp', 'T', '[]', ?, 'quick', '{}', ?, '[]', '[]', '[]', '{}', 1)",
+            (chash, json.dumps(seeds)),
+        )
+    conn.commit()
+    conn.close()
+
+
+def test_schema_1_store_is_read_as_is_read_only(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    _schema_1_store(path)
+    before = path.read_bytes()
+    with Store(path, readonly=True) as ro:
+        assert ro.schema_version == 1
+        runs = {(r.config_hash, r.seed): r for r in ro.runs(status=None)}
+        assert runs[("h1", 0)].git == "aaa" and runs[("h1", 0)].version is None
+        assert runs[("h2", 0)].git is None
+        assert [s.revisions for s in ro.summaries()] == [[None], ["aaa"], ["aaa", "bbb"]]
+    assert path.read_bytes() == before
+
+
+def test_schema_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    _schema_1_store(path)
+    with Store(path) as store:
+        assert store.schema_version == SCHEMA_VERSION == 2
+        meta = store.meta()
+        assert meta["schema_version"] == "2" and "upgraded_from_1_at" in meta
+        cols = {r[1] for r in store.conn.execute("PRAGMA table_info(runs)")}
+        assert {"version", "git"} <= cols
+        stored = store.conn.execute("SELECT seed, git, version FROM runs ORDER BY id").fetchall()
+        assert stored == [(0, "aaa", None), (1, "bbb", None), (2, "ccc", None), (0, None, None)]
+        revisions = store.conn.execute("SELECT revisions FROM summaries ORDER BY id").fetchall()
+        assert [json.loads(r[0]) for r in revisions] == [["aaa", "bbb"], ["aaa"], [None]]
+        # the upgraded store takes new runs with their version
+        assert _record(store, 5, env={"git": "ddd"}, version=3)
+        (new,) = [r for r in store.runs("exp") if r.seed == 5]
+        assert new.git == "ddd" and new.version == 3
+    with Store(path) as again:  # a second opening finds nothing to do
+        assert again.meta()["schema_version"] == "2"
+        assert len(again.runs(status=None)) == 5
+
+
+def test_runs_and_summaries_record_version_and_revision(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        assert _record(store, 0, env={"git": "abc"}, version=2)
+        assert _record(store, 1, env={"git": "abc"}, version=2, git="def-dirty")
+        assert _record(store, 2, env={}, version=2)
+        by_seed = {r.seed: r for r in store.runs("exp")}
+        assert [(by_seed[s].git, by_seed[s].version) for s in (0, 1, 2)] == [
+            ("abc", 2),
+            ("def-dirty", 2),
+            (None, 2),
+        ]
+        kw = dict(title="T", claims=["C1"], config_hash="h1", profile="quick", config={}, env={})
+        auto = store.record_summary(experiment="exp", seeds=[0, 1, 2], verdicts=[], **kw)
+        assert auto.revisions == ["abc", "def-dirty", None]
+        assert auto.revision_warning == (
+            "the runs come from 3 different git revisions (abc, def-dirty, unknown)"
+        )
+        given = store.record_summary(
+            experiment="exp", seeds=[0], verdicts=[], version=2, revisions=["abc", "abc"], **kw
+        )
+        assert given.revisions == ["abc"] and given.version == 2 and given.revision_warning is None
+        assert store.summaries()[0].revisions == ["abc"]
+
+
+def test_revision_warning() -> None:
+    assert revision_warning([]) is None and revision_warning(["a"]) is None
+    assert revision_warning([None]) is None  # no revision known, nothing mixed
+    assert "2 different git revisions (a, b)" in (revision_warning(["a", "b", "a"]) or "")
+    assert "(a, unknown)" in (revision_warning(["a", None]) or "")
+    assert "uncommitted changes (a-dirty)" in (revision_warning(["a-dirty"]) or "")
+
+
+def test_export_has_version_revision_iso_times_and_config(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        store.record_run(
+            "exp",
+            "h1",
+            {"steps": 3, "lr": 0.001, "acts": ["elu", "relu"], "flag": True, "name": "a,b"},
+            0,
+            status="completed",
+            result=RunResult(metrics={"version": 7.0, "acc": 0.5}),
+            started_at=0.0,
+            finished_at=1.25,
+            env={"git": "abc123"},
+            version=4,
+        )
+        runs = store.runs("exp")
+    (row,) = list(csv.DictReader(io.StringIO(export_runs(runs, "csv"))))
+    assert row["version"] == "4" and row["git"] == "abc123"
+    assert row["started_at"] == "1970-01-01T00:00:00.000Z"
+    assert row["finished_at"] == "1970-01-01T00:00:01.250Z"
+    assert row["config.steps"] == "3" and row["config.lr"] == "0.001"
+    assert row["config.acts"] == '["elu", "relu"]' and row["config.flag"] == "true"
+    assert row["config.name"] == "a,b"
+    assert row["metric.version"] == "7.0" and row["acc"] == "0.5"
+    (obj,) = json.loads(export_runs(runs, "json"))
+    assert obj["version"] == 4 and obj["git"] == "abc123"
+    assert obj["started_at"] == "1970-01-01T00:00:00.000Z" and obj["config"]["steps"] == 3

@@ -620,3 +620,85 @@ def test_report_of_a_sweep_run_by_the_lab(tmp_path):
     for name in ("draws.png", "series-norm.png"):
         w, h = _png_size(index.parent / "figures" / "lab_toy" / name)
         assert w > 100 and h > 100
+
+
+# -- code revisions ----------------------------------------------------------------------------
+
+CLEAN = "1111111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+OTHER = "2222222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+
+def _revision_store(path: Path) -> None:
+    """Three experiments: runs of two revisions (C1), of dirty code (C2), of one commit (C3)."""
+    with Store(path) as store:
+        for exp, claim, revs in [
+            ("mixed_exp", "C1", [CLEAN, OTHER, CLEAN]),
+            ("dirty_exp", "C2", [f"{CLEAN}-dirty"] * 2),
+            ("clean_exp", "C3", [CLEAN] * 2),
+        ]:
+            for seed, rev in enumerate(revs):
+                store.record_run(
+                    exp,
+                    f"{exp}-hash",
+                    {"steps": 1},
+                    seed,
+                    status="completed",
+                    result=RunResult(metrics={"m": float(seed)}),
+                    started_at=T0,
+                    finished_at=T0 + 1,
+                    env={**ENV, "git": rev},
+                    version=3,
+                )
+            store.record_summary(
+                experiment=exp,
+                title=exp,
+                claims=[claim],
+                config_hash=f"{exp}-hash",
+                profile="quick",
+                config={"steps": 1},
+                seeds=list(range(len(revs))),
+                verdicts=[Verdict(claim, "supported", 1.0, 0.5, 1.5, len(revs), "ok", "gap")],
+                env=ENV,
+                created_at=T0,
+            )
+
+
+def test_mixed_revisions_are_flagged(tmp_path):
+    _revision_store(tmp_path / "s.sqlite")
+    index = build_report(tmp_path / "s.sqlite", tmp_path / "site")
+    rows = _rows(index)
+    assert "mixed code revisions" in rows["C1"][0] and "mixed code revisions" in rows["C2"][0]
+    assert "mixed code revisions" not in rows["C3"][0]
+    pages = {c: (index.parent / f"claim-{c}.html").read_text("utf-8") for c in ("C1", "C2", "C3")}
+    assert 'class="notice revision-warning"' in pages["C1"]
+    assert "the runs come from 2 different git revisions (1111111111, 2222222222)" in pages["C1"]
+    assert "uncommitted changes (1111111111-dirty)" in pages["C2"]
+    assert "revision-warning" not in pages["C3"]
+    # the revision of every run, in the run table, with the full revision on hover
+    runs = re.search(r'<table class="data runs">(.*?)</table>', pages["C1"], flags=re.S)
+    assert runs is not None and "<th>revision</th>" in runs.group(1)
+    cells = re.findall(r'<code class="revision" title="([0-9a-f-]+)">([^<]+)</code>', runs.group(1))
+    assert cells == [(CLEAN, "1111111111"), (OTHER, "2222222222"), (CLEAN, "1111111111")]
+    assert "version 3" in pages["C3"]
+
+
+def test_check_out_dir_refuses_unwritable_folders(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ReportError, match="is not a folder"):
+        report_build.check_out_dir(blocker / "site")
+    with pytest.raises(ReportError, match="exists and is not a folder"):
+        report_build.check_out_dir(blocker)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = report_build.os.access
+    monkeypatch.setattr(
+        report_build.os,
+        "access",
+        lambda p, mode: False if Path(p) == locked else real_access(p, mode),
+    )
+    with pytest.raises(ReportError, match=r"locked is not writable"):
+        report_build.check_out_dir(locked / "deep" / "site")
+    assert not (locked / "deep").exists()
+    assert report_build.check_out_dir(tmp_path / "new" / "site") == tmp_path / "new" / "site"
+    assert not (tmp_path / "new").exists()  # checking writes nothing

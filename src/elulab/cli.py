@@ -1,7 +1,9 @@
 """The ``elulab`` command: parses arguments and hands off to the library and the lab.
 
 Every command prints a rich table for people, or JSON with ``--json``. Bad input
-exits with code 2 and one line naming what is allowed; no traceback.
+exits with code 2 and one line naming what is allowed; no traceback. Usage errors
+found by the parser itself (a missing argument, an unknown option, a value that is
+not a number) are printed the same way, ``error: ...`` on one line, exit code 2.
 """
 
 from __future__ import annotations
@@ -13,8 +15,45 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 __all__ = ["app", "main"]
+
+
+class _OneLineErrors(TyperGroup):
+    """The ``elulab`` group: a usage error is one line ``error: ...`` on stderr, exit 2.
+
+    Typer would draw a box around click's message; every other error of the command
+    line is one line, so these are too.
+    """
+
+    def main(  # type: ignore[override]
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as e:  # click's ClickException (vendored by typer)
+            if type(e).__name__ != "NoArgsIsHelpError":  # that one has printed the help
+                message = " ".join(str(e.format_message()).split()).rstrip(".")  # type: ignore[attr-defined]
+                ctx = getattr(e, "ctx", None)
+                if ctx is not None:
+                    message += f"; see '{ctx.command_path} --help'"
+                err_console.print(
+                    f"error: {message}", markup=False, highlight=False, soft_wrap=True
+                )
+            sys.exit(int(getattr(e, "exit_code", 2)))
+        except typer.Abort:
+            err_console.print("aborted", highlight=False)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
 
 app = typer.Typer(
     name="elulab",
@@ -22,6 +61,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_OneLineErrors,
 )
 constants_app = typer.Typer(help="Derived constants (SELU, AlphaDropout).", no_args_is_help=True)
 app.add_typer(constants_app, name="constants")
@@ -40,6 +80,27 @@ def print_json(obj: Any) -> None:
     """Print ``obj`` as JSON on stdout (no rich markup)."""
     sys.stdout.write(json.dumps(obj, indent=2, allow_nan=False) + "\n")
     sys.stdout.flush()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        console.print(f"elulab {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the elulab version and exit.",
+    ),
+) -> None:
+    """The ELU family, its exact math, and a lab that checks every claim about it."""
 
 
 # --- commands are added below, one section per area ---------------------------------
@@ -67,7 +128,8 @@ def _theory_table(title: str, rows: list[tuple[str, Any]], caption: str | None =
     table.add_column("quantity")
     table.add_column("value", justify="right")
     for key, value in rows:
-        table.add_row(key, f"{value:.17g}" if isinstance(value, float) else str(value))
+        # the shortest text that reads back as the same float: full precision, no noise
+        table.add_row(key, repr(float(value)) if isinstance(value, float) else str(value))
     console.print(table)
 
 
@@ -201,7 +263,7 @@ def moments_cmd(
     )
 
 
-# --- section: the lab (list, run, results, reproduce, report) ---
+# --- section: the lab (list, show, run, results, reproduce, report) ---
 
 _DEFAULT_STORE = Path("elulab-results") / "elulab.sqlite"
 _DEFAULT_REPORT = Path("elulab-report")
@@ -275,6 +337,23 @@ def _lab_backend(name: str, workers: int | None, address: str | None) -> Any:
         fail(str(e))
 
 
+def _lab_report_module() -> Any:
+    try:
+        from . import report
+    except ImportError as e:
+        fail(f"the report builder is not available: {e}")
+    return report
+
+
+def _lab_check_out(out: Path) -> None:
+    """Fail (exit 2) now, before anything runs, if the report cannot be written to ``out``."""
+    report = _lab_report_module()
+    try:
+        report.check_out_dir(out)
+    except report.ReportError as e:
+        fail(str(e))
+
+
 class _LabProgress:
     """Rich progress bars on stderr, fed by the runner's events."""
 
@@ -323,20 +402,59 @@ class _LabProgress:
                 )
 
 
+class _LabSweepView:
+    """What people see of sweeps: progress bars on stderr while one runs, then (unless
+    ``quiet``) its verdict table and run counts on stdout."""
+
+    def __init__(self, *, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.bars: _LabProgress | None = None
+
+    def __call__(self, event: Any) -> None:
+        if event.kind == "start":
+            self.close()
+            self.bars = _LabProgress().__enter__()
+        if self.bars is not None:
+            self.bars(event)
+
+    def sweep_done(self, experiment: Any, outcome: Any) -> None:
+        self.close()
+        if self.quiet:
+            return
+        from .lab.reproduce import counted
+
+        if outcome.verdicts:
+            console.print(_lab_verdict_table(experiment, outcome))
+        console.print(
+            f"{experiment.name}: {counted(len(outcome.completed), 'run')} completed, "
+            f"{len(outcome.skipped)} already stored, {len(outcome.failed)} failed "
+            f"(config {outcome.config_hash})",
+            highlight=False,
+        )
+
+    def close(self) -> None:
+        if self.bars is not None:
+            self.bars.__exit__()
+            self.bars = None
+
+
 def _lab_verdict_table(experiment: Any, outcome: Any) -> Any:
     from rich.markup import escape
     from rich.table import Table
+
+    from .lab.stats import format_number
 
     table = Table(title=escape(f"{experiment.name}: {experiment.title}"), title_justify="left")
     for col in ("claim", "status", "effect", "95% CI", "seeds", "summary"):
         table.add_column(col, overflow="fold")
     for v in outcome.verdicts:
         style = _STATUS_STYLE.get(v.status, "")
+        ci = "n/a" if not v.interval.has_interval else None
         table.add_row(
             v.claim,
             f"[{style}]{v.status}[/]" if style else v.status,
-            f"{v.effect:.4g}",
-            f"[{v.ci_low:.4g}, {v.ci_high:.4g}]",
+            format_number(v.effect),
+            ci or f"[{format_number(v.ci_low)}, {format_number(v.ci_high)}]",
             str(v.n_seeds),
             escape(v.summary),
         )
@@ -344,10 +462,12 @@ def _lab_verdict_table(experiment: Any, outcome: Any) -> Any:
 
 
 def _lab_outcome_json(experiment: Any, outcome: Any) -> dict[str, Any]:
+    summary = outcome.summary
     return {
         "experiment": experiment.name,
         "title": experiment.title,
         "claims": list(experiment.claims),
+        "version": experiment.version,
         "profile": outcome.profile,
         "config_hash": outcome.config_hash,
         "seeds": outcome.seeds,
@@ -358,51 +478,17 @@ def _lab_outcome_json(experiment: Any, outcome: Any) -> dict[str, Any]:
         },
         "failures": [{"seed": s, "error": e} for s, e in sorted(outcome.failed.items())],
         "verdicts": [v.to_json() for v in outcome.verdicts],
-        "figures": [] if outcome.summary is None else outcome.summary.figures,
+        "revisions": [] if summary is None else summary.revisions,
+        "figures": [] if summary is None else summary.figures,
         "errors": outcome.errors,
     }
 
 
-def _lab_sweep(
-    experiment: Any,
-    *,
-    store: Any,
-    backend: Any,
-    profile: str,
-    overrides: dict[str, str],
-    seeds: int | None,
-    as_json: bool,
-) -> tuple[Any, list[str]]:
-    """Run one sweep with progress bars; return the outcome and its problems."""
-    from .lab.runner import run_experiment
-
-    with _LabProgress() as progress:
-        outcome = run_experiment(
-            experiment,
-            store=store,
-            profile=profile,
-            overrides=overrides,
-            seeds=seeds,
-            backend=backend,
-            on_event=progress,
-        )
-    problems = [f"{experiment.name} seed {s}: {e}" for s, e in sorted(outcome.failed.items())]
-    problems += [f"{experiment.name}: {e}" for e in outcome.errors]
-    if not as_json:
-        if outcome.verdicts:
-            console.print(_lab_verdict_table(experiment, outcome))
-        console.print(
-            f"{experiment.name}: {len(outcome.completed)} runs completed, "
-            f"{len(outcome.skipped)} already stored, {len(outcome.failed)} failed "
-            f"(config {outcome.config_hash})",
-            highlight=False,
-        )
-    return outcome, problems
-
-
 def _lab_report_problems(problems: list[str]) -> None:
     if problems:
-        err_console.print(f"{len(problems)} problem(s):", highlight=False)
+        from .lab.reproduce import counted
+
+        err_console.print(f"{counted(len(problems), 'problem')}:", highlight=False)
         for p in problems:
             err_console.print(f"  {p}", markup=False, highlight=False)
         raise typer.Exit(code=1)
@@ -427,6 +513,7 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) 
                 "name": name,
                 "title": cls.title,
                 "claims": list(cls.claims),
+                "version": cls.version,
                 "profiles": sorted(cls.profiles),
                 "seeds": {p: cls.profiles[p].get("seeds", default_seeds) for p in cls.profiles},
             }
@@ -442,6 +529,82 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) 
     for r in rows:
         seeds = ", ".join(f"{p}: {n}" for p, n in r["seeds"].items())
         table.add_row(r["name"], ", ".join(r["claims"]), r["title"], seeds)
+    console.print(table)
+
+
+def _show_value(v: Any) -> str:
+    """A config value as people type it in ``--set`` (exact floats, lists by commas)."""
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_show_value(x) for x in v) if v else "(empty)"
+    return str(v) if v != "" else '""'
+
+
+def _show_profiles(exp: Any) -> list[str]:
+    order = ["quick", "full", "smoke"]
+    names = list(exp.profiles)
+    return [p for p in order if p in names] + [p for p in names if p not in order]
+
+
+@app.command("show")
+def show_cmd(
+    experiment: str = typer.Argument(
+        ..., help="Registered name (see `elulab list`) or module:Class."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show every config key of one experiment: type, default, profile values, meaning."""
+    exp = _lab_experiment(experiment)
+    rows = exp.describe()
+    profiles = _show_profiles(exp)
+    if as_json:
+        print_json(
+            {
+                "experiment": exp.name,
+                "title": exp.title,
+                "claims": list(exp.claims),
+                "version": exp.version,
+                "profiles": profiles,
+                "config": rows,
+            }
+        )
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(
+        title=escape(f"{exp.name}: {exp.title}"),
+        caption=escape(
+            f"claims {', '.join(exp.claims)} · version {exp.version} · profiles "
+            f"{', '.join(profiles)}; a profile not listed under a key uses the default; "
+            "override with --set KEY=VALUE"
+        ),
+        title_justify="left",
+        caption_justify="left",
+        show_lines=True,
+    )
+    table.add_column("key", no_wrap=True)
+    table.add_column("default, profiles", overflow="fold")
+    table.add_column("allowed · meaning", overflow="fold")
+    for r in rows:
+        values = [escape(_show_value(r["default"]))]
+        for p in profiles:
+            value = r.get(p, r["default"])
+            if value != r["default"]:
+                values.append(f"[cyan]{p}[/] {escape(_show_value(value))}")
+        meaning = escape(r["help"] or "(no description)")
+        if r["allowed"]:
+            meaning = f"[green]{escape(r['allowed'])}[/]\n{meaning}"
+        table.add_row(
+            f"[bold]{escape(r['name'])}[/]\n[dim]{escape(r['type'])}[/]",
+            "\n".join(values),
+            meaning,
+        )
     console.print(table)
 
 
@@ -465,6 +628,8 @@ def run_cmd(
 ) -> None:
     """Run the seeds of one experiment (skipping stored ones) and print its verdicts."""
     from .lab.api import ConfigError
+    from .lab.reproduce import sweep_problems
+    from .lab.runner import run_experiment
 
     exp = _lab_experiment(experiment)
     overrides = _lab_overrides(sets)
@@ -476,38 +641,29 @@ def run_cmd(
         fail(str(e))
     st = _lab_store(store)
     be = _lab_backend(backend, n_workers, address)
+    view = _LabSweepView(quiet=as_json)
     try:
-        outcome, problems = _lab_sweep(
+        outcome = run_experiment(
             exp,
             store=st,
-            backend=be,
             profile=profile,
             overrides=overrides,
             seeds=n_seeds,
-            as_json=as_json,
+            backend=be,
+            on_event=view,
         )
+        view.sweep_done(exp, outcome)
     except ConfigError as e:
         fail(str(e))
     except KeyboardInterrupt:
         _lab_interrupted()
     finally:
+        view.close()
         be.close()
         st.close()
     if as_json:
         print_json(_lab_outcome_json(exp, outcome))
-    _lab_report_problems(problems)
-
-
-def _lab_build_report(store: Path, out: Path) -> Path:
-    try:
-        from . import report
-    except ImportError as e:
-        fail(f"the report builder is not available: {e}")
-    report_error = getattr(report, "ReportError", None) or RuntimeError
-    try:
-        return Path(report.build_report(store, out))
-    except report_error as e:
-        fail(str(e))
+    _lab_report_problems(sweep_problems(outcome))
 
 
 @app.command("reproduce")
@@ -523,39 +679,44 @@ def reproduce_cmd(
 ) -> None:
     """Run every registered experiment, then build the HTML report."""
     from .lab.api import ConfigError
+    from .lab.reproduce import check_configs, reproduce
 
     n_workers = _lab_positive_int("--workers", workers)
     experiments = [cls() for cls in _lab_registry().values()]
-    if not experiments:
-        fail("no experiments are registered")
-    for exp in experiments:
-        try:
-            exp.resolve_config(profile)
-        except ConfigError as e:
-            fail(str(e))
+    try:
+        check_configs(experiments, profile)
+    except ConfigError as e:
+        fail(str(e))
+    _lab_check_out(out)
+    report = _lab_report_module()
     st = _lab_store(store)
     be = _lab_backend(backend, n_workers, address)
-    problems: list[str] = []
+    view = _LabSweepView()
     try:
-        for exp in experiments:
-            _, found = _lab_sweep(
-                exp,
-                store=st,
-                backend=be,
-                profile=profile,
-                overrides={},
-                seeds=None,
-                as_json=False,
-            )
-            problems += found
+        result = reproduce(
+            experiments,
+            store=st,
+            profile=profile,
+            backend=be,
+            out_dir=out,
+            build_report=lambda store_path, out_dir: report.build_report(store_path, out_dir),
+            on_event=view,
+            on_sweep=view.sweep_done,
+        )
+    except ConfigError as e:
+        fail(str(e))
     except KeyboardInterrupt:
         _lab_interrupted()
     finally:
+        view.close()
         be.close()
         st.close()
-    index = _lab_build_report(store, out)
-    console.print(f"report: {index}", highlight=False)
-    _lab_report_problems(problems)
+    console.print("verdicts:", highlight=False)
+    for line in result.closing_lines():
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+    where = str(result.report) if result.report is not None else "not built (see below)"
+    console.print(f"report: {where}", markup=False, highlight=False, soft_wrap=True)
+    _lab_report_problems(result.problems)
 
 
 @app.command("report")
@@ -565,8 +726,13 @@ def report_cmd(
 ) -> None:
     """Build the HTML report from the result store."""
     _lab_store(store, readonly=True).close()
-    index = _lab_build_report(store, out)
-    console.print(f"report: {index}", highlight=False)
+    _lab_check_out(out)
+    report = _lab_report_module()
+    try:
+        index = Path(report.build_report(store, out)).absolute()
+    except report.ReportError as e:
+        fail(str(e))
+    console.print(f"report: {index}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("results")
@@ -575,7 +741,8 @@ def results_cmd(
     fmt: str = typer.Option("csv", "--format", help="csv or json."),
     store: Path = typer.Option(_DEFAULT_STORE, "--store", help="Result store (SQLite)."),
 ) -> None:
-    """Export the stored runs of one experiment: one row per (config, seed)."""
+    """Export the stored runs of one experiment: one row per (config, seed), with the
+    experiment version and git revision of each run."""
     from .lab.store import export_runs
 
     if fmt not in ("csv", "json"):

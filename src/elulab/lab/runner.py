@@ -5,6 +5,10 @@ hash, skips the seeds the store already holds as completed, runs the others on a
 backend, writes each run to the store as it arrives, and finally stores a summary:
 the experiment's verdicts over every completed seed of the sweep and its figures.
 
+The config hash covers ``Experiment.version``, so runs stored by another version of
+the experiment are never reused; each run also records that version and the git
+revision of the code that computed it, and the summary the revisions behind it.
+
 Data flow: config -> backend runs (workers) -> outcomes -> driver writes the store
 -> ``experiment.verdict`` / ``experiment.figures`` over stored results -> summary row.
 
@@ -237,7 +241,7 @@ def run_experiment(
     outcomes = backend.run(tasks, progress)
     try:
         for outcome in outcomes:
-            _record(store, name, chash, cdict, outcome, out)
+            _record(store, name, chash, cdict, outcome, out, experiment.version)
             emit(
                 SweepEvent(
                     "run",
@@ -269,8 +273,10 @@ def _record(
     cdict: dict[str, Any],
     outcome: RunOutcome,
     out: SweepOutcome,
+    version: int,
 ) -> None:
     status, result, error = outcome.status, outcome.result, outcome.error
+    git = outcome.env.get("git")
     try:
         stored = store.record_run(
             name,
@@ -283,6 +289,8 @@ def _record(
             started_at=outcome.started_at,
             finished_at=outcome.finished_at,
             env=outcome.env,
+            version=version,
+            git=git,
         )
     except ValueError as e:  # e.g. a bad artifact name: the run is stored as failed
         status, error = "failed", f"cannot store the result: {e}"
@@ -296,6 +304,8 @@ def _record(
             started_at=outcome.started_at,
             finished_at=outcome.finished_at,
             env=outcome.env,
+            version=version,
+            git=git,
         )
     if not stored:  # another driver completed this seed first: keep its row
         out.skipped.append(outcome.seed)
@@ -356,4 +366,6 @@ def _summarise(
         errors=errors,
         env=env,
         created_at=time.time(),
+        version=experiment.version,
+        revisions=[r.git for r in records],
     )

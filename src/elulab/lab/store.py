@@ -14,7 +14,11 @@ Guarantees:
   any point leaves either the whole row or nothing; artifact folders are written
   under a temporary name and renamed into place before the row is committed;
 * a file that is not an elulab store (not SQLite, or SQLite without elulab's
-  ``meta`` table) raises :class:`StoreError` and is never written to.
+  ``meta`` table) raises :class:`StoreError` and is never written to;
+* every run records the experiment's ``version`` and the ``git`` revision of the code
+  that computed it, and every summary the revisions of the runs it was computed from;
+  a store of an older schema is upgraded in place when opened for writing (one
+  transaction) and read as it is when opened read-only.
 
 Example:
     >>> import tempfile, pathlib
@@ -26,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import shutil
@@ -47,11 +52,12 @@ __all__ = [
     "StoreError",
     "SummaryRecord",
     "export_runs",
+    "revision_warning",
 ]
 
 DEFAULT_STORE = Path("elulab-results") / "elulab.sqlite"
 FORMAT_MARKER = "elulab-results"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 _SCHEMA = """
@@ -71,6 +77,8 @@ CREATE TABLE runs (
     env TEXT NOT NULL,
     artifact_dir TEXT,
     attempts INTEGER NOT NULL DEFAULT 1,
+    version INTEGER,
+    git TEXT,
     UNIQUE (experiment, config_hash, seed)
 );
 CREATE TABLE summaries (
@@ -86,7 +94,9 @@ CREATE TABLE summaries (
     figures TEXT NOT NULL,
     errors TEXT NOT NULL,
     env TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    version INTEGER,
+    revisions TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX summaries_by_experiment ON summaries (experiment, created_at);
 """
@@ -101,7 +111,13 @@ class StoreError(Exception):
 
 @dataclass
 class RunRecord:
-    """One stored (experiment, config hash, seed) run."""
+    """One stored (experiment, config hash, seed) run.
+
+    ``version`` is the experiment's version and ``git`` the revision of the code that
+    computed the run (``"<sha>-dirty"`` for uncommitted changes); None when unknown
+    (runs stored before schema 2 have no version; a run outside a git checkout no
+    revision).
+    """
 
     experiment: str
     config_hash: str
@@ -116,6 +132,8 @@ class RunRecord:
     env: dict[str, Any]
     artifact_dir: Path | None
     attempts: int = 1
+    version: int | None = None
+    git: str | None = None
 
 
 @dataclass
@@ -123,7 +141,9 @@ class SummaryRecord:
     """The verdicts and figures of one sweep (one ``elulab run`` of one config).
 
     ``figures`` holds ``{"path": str, "caption": str, "claim": str}`` with ``path``
-    relative to :attr:`Store.artifacts_dir`.
+    relative to :attr:`Store.artifacts_dir`. ``revisions`` are the distinct git
+    revisions of the runs the verdicts were computed from (None: unknown);
+    :func:`revision_warning` says when they mix.
     """
 
     experiment: str
@@ -139,6 +159,50 @@ class SummaryRecord:
     created_at: float
     errors: list[str] = field(default_factory=list)
     id: int | None = None
+    version: int | None = None
+    revisions: list[str | None] = field(default_factory=list)
+
+    @property
+    def revision_warning(self) -> str | None:
+        """A sentence when the runs behind the verdicts mix revisions, else None."""
+        return revision_warning(self.revisions)
+
+
+def revision_warning(revisions: Sequence[str | None]) -> str | None:
+    """Why verdicts over runs of these git revisions may not describe one code state.
+
+    Runs of different revisions, or of a ``-dirty`` revision (uncommitted changes),
+    give a warning; one clean revision, or no runs, give None. An unknown revision
+    (None) counts as a revision of its own.
+
+    Example:
+        >>> revision_warning(["a1"]) is None
+        True
+        >>> revision_warning(["a1", "b2"])
+        'the runs come from 2 different git revisions (a1, b2)'
+        >>> revision_warning(["a1-dirty"])
+        'runs come from code with uncommitted changes (a1-dirty)'
+    """
+    distinct = sorted({"unknown" if r is None else str(r) for r in revisions})
+    if len(distinct) > 1:
+        return f"the runs come from {len(distinct)} different git revisions ({', '.join(distinct)})"
+    dirty = [r for r in distinct if r.endswith("-dirty")]
+    if dirty:
+        return f"runs come from code with uncommitted changes ({', '.join(dirty)})"
+    return None
+
+
+def _sorted_revisions(revisions: Iterable[str | None]) -> list[str | None]:
+    return sorted(set(revisions), key=lambda r: (r is None, r or ""))
+
+
+def _env_git(env_json: str | None) -> str | None:
+    try:
+        env = json.loads(env_json or "{}")
+    except ValueError:
+        return None
+    git = env.get("git") if isinstance(env, dict) else None
+    return None if git is None else str(git)
 
 
 def _dumps(obj: Any) -> str:
@@ -179,6 +243,9 @@ class Store:
         create: create the store (and its folder) when the file does not exist.
         readonly: open without writing anything (for reading results, e.g. the report).
 
+    A store of an older schema is upgraded in place when opened for writing; read-only,
+    it is read as it is (:attr:`schema_version` says which).
+
     Raises:
         StoreError: the path is a folder, not an SQLite file, an SQLite file of
             another application, written by a newer elulab, missing (``create=False``
@@ -191,6 +258,7 @@ class Store:
         self.path = Path(path).absolute()  # figures and artifacts resolve the same from any cwd
         self.artifacts_dir = self.path.parent / "artifacts"
         self.readonly = readonly
+        self.schema_version = SCHEMA_VERSION
         self._conn: sqlite3.Connection | None = None
         if self.path.is_dir():
             raise StoreError(f"store {self.path} is a directory, not an SQLite file")
@@ -304,14 +372,90 @@ class Store:
             raise StoreError(f"store {self.path} cannot be opened: {e}") from None
         return conn
 
-    def _check_schema(self) -> None:
+    def _read_schema_version(self) -> int:
         row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        version = int(row[0]) if row else 0
+        return int(row[0]) if row else 1
+
+    def _check_schema(self) -> None:
+        version = self._read_schema_version()
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"store {self.path} has schema version {version}, newer than this elulab "
                 f"({SCHEMA_VERSION}); upgrade elulab or use another --store"
             )
+        self.schema_version = version
+        if version < SCHEMA_VERSION and not self.readonly:
+            self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Bring a store of an older schema to :data:`SCHEMA_VERSION`, in one transaction.
+
+        Schema 1 -> 2: ``runs`` gains ``version`` (unknown: NULL) and ``git`` (from the
+        run's recorded environment); ``summaries`` gains ``version`` (NULL) and
+        ``revisions`` (the revisions of the completed runs of its config and seeds).
+        """
+        try:
+            with self._transaction() as conn:
+                version = self._read_schema_version()
+                if version >= SCHEMA_VERSION:  # another process upgraded it meanwhile
+                    self.schema_version = version
+                    return
+                if version < 2:
+                    runs = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+                    if "version" not in runs:
+                        conn.execute("ALTER TABLE runs ADD COLUMN version INTEGER")
+                    if "git" not in runs:
+                        conn.execute("ALTER TABLE runs ADD COLUMN git TEXT")
+                    rows = conn.execute("SELECT id, env FROM runs").fetchall()
+                    conn.executemany(
+                        "UPDATE runs SET git = ? WHERE id = ?",
+                        [(_env_git(env), rid) for rid, env in rows],
+                    )
+                    summ = {r[1] for r in conn.execute("PRAGMA table_info(summaries)")}
+                    if "version" not in summ:
+                        conn.execute("ALTER TABLE summaries ADD COLUMN version INTEGER")
+                    if "revisions" not in summ:
+                        conn.execute(
+                            "ALTER TABLE summaries ADD COLUMN revisions TEXT NOT NULL DEFAULT '[]'"
+                        )
+                    rows = conn.execute(
+                        "SELECT id, experiment, config_hash, seeds FROM summaries"
+                    ).fetchall()
+                    conn.executemany(
+                        "UPDATE summaries SET revisions = ? WHERE id = ?",
+                        [
+                            (_dumps(self._revisions(exp, chash, json.loads(seeds))), sid)
+                            for sid, exp, chash, seeds in rows
+                        ],
+                    )
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                    (f"upgraded_from_{version}_at", repr(time.time())),
+                )
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot upgrade the store {self.path} to schema 2: {e}") from None
+        self.schema_version = SCHEMA_VERSION
+
+    def _revisions(
+        self, experiment: str, config_hash: str, seeds: Iterable[int]
+    ) -> list[str | None]:
+        """Distinct revisions of the completed runs of (experiment, config hash, seeds)."""
+        column = "git" if self.schema_version >= 2 else "env"
+        rows = self.conn.execute(
+            f"SELECT seed, {column} FROM runs WHERE experiment = ? AND config_hash = ? "
+            "AND status = 'completed'",
+            (experiment, config_hash),
+        ).fetchall()
+        wanted = {int(s) for s in seeds}
+        return _sorted_revisions(
+            (value if column == "git" else _env_git(value))
+            for seed, value in rows
+            if int(seed) in wanted
+        )
 
     def _clean_stale_tmp(self) -> None:
         """Remove temporary artifact folders left by processes that died."""
@@ -403,12 +547,16 @@ class Store:
         started_at: float,
         finished_at: float,
         env: Mapping[str, Any],
+        version: int | None = None,
+        git: str | None = None,
     ) -> bool:
         """Write one run atomically; return False if the seed was already completed.
 
         A completed row is never replaced (a second driver finishing the same seed
         keeps the first result); a failed row is replaced by the new attempt. The run's
         ``result.artifacts`` are written to ``artifacts/<exp>/<hash>/seed-<n>/``.
+        ``version`` is the experiment's version; ``git`` the code's revision (default:
+        ``env["git"]``, as :func:`elulab.lab.backends.environment` records it).
 
         Raises:
             ValueError: a bad status, or an artifact name that is not a relative path.
@@ -418,6 +566,8 @@ class Store:
             raise ValueError(f"status must be 'completed' or 'failed', got {status!r}")
         if status == "completed" and result is None:
             raise ValueError("a completed run needs its RunResult")
+        if git is None and env.get("git") is not None:
+            git = str(env["git"])
         artifacts = dict(result.artifacts) if result is not None else {}
         names = {name: _check_artifact_name(name) for name in artifacts}
         result_json = _dumps(result.to_json()) if result is not None else None
@@ -445,14 +595,16 @@ class Store:
                     tmp = None
                 conn.execute(
                     """INSERT INTO runs (experiment, config_hash, seed, config, status,
-                        result, error, started_at, finished_at, duration_s, env, artifact_dir)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        result, error, started_at, finished_at, duration_s, env, artifact_dir,
+                        version, git)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (experiment, config_hash, seed) DO UPDATE SET
                         config = excluded.config, status = excluded.status,
                         result = excluded.result, error = excluded.error,
                         started_at = excluded.started_at, finished_at = excluded.finished_at,
                         duration_s = excluded.duration_s, env = excluded.env,
-                        artifact_dir = excluded.artifact_dir, attempts = runs.attempts + 1""",
+                        artifact_dir = excluded.artifact_dir, attempts = runs.attempts + 1,
+                        version = excluded.version, git = excluded.git""",
                     (
                         experiment,
                         config_hash,
@@ -466,6 +618,8 @@ class Store:
                         float(finished_at) - float(started_at),
                         _dumps(dict(env)),
                         rel,
+                        None if version is None else int(version),
+                        git,
                     ),
                 )
         finally:
@@ -489,11 +643,15 @@ class Store:
         errors: Sequence[str] = (),
         env: Mapping[str, Any],
         created_at: float | None = None,
+        version: int | None = None,
+        revisions: Iterable[str | None] | None = None,
     ) -> SummaryRecord:
         """Write a summary row; move ``figures_tmp`` (from :meth:`tmp_dir`) into place.
 
         ``figures`` paths are relative to ``figures_tmp`` on input and become relative to
-        :attr:`artifacts_dir` in the stored row.
+        :attr:`artifacts_dir` in the stored row. ``revisions`` are the git revisions of
+        the runs behind the verdicts (default: those of the stored completed runs of
+        ``config_hash`` and ``seeds``); ``version`` the experiment's version.
         """
         self._require_writable()
         created = time.time() if created_at is None else float(created_at)
@@ -506,15 +664,22 @@ class Store:
                 {"path": f"{rel_dir}/{p}", "caption": str(fig["caption"]), "claim": fig["claim"]}
             )
         verdicts_json = _dumps([v.to_json() for v in verdicts])
+        seeds = [int(s) for s in seeds]
         try:
             with self._transaction() as conn:
+                revs = (
+                    self._revisions(experiment, config_hash, seeds)
+                    if revisions is None
+                    else _sorted_revisions(revisions)
+                )
                 if figures_tmp is not None:
                     self._move_into_place(figures_tmp, rel_dir)
                     figures_tmp = None
                 cur = conn.execute(
                     """INSERT INTO summaries (experiment, title, claims, config_hash, profile,
-                        config, seeds, verdicts, figures, errors, env, created_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                        config, seeds, verdicts, figures, errors, env, created_at, version,
+                        revisions)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     (
                         experiment,
                         title,
@@ -522,12 +687,14 @@ class Store:
                         config_hash,
                         profile,
                         _dumps(dict(config)),
-                        _dumps([int(s) for s in seeds]),
+                        _dumps(seeds),
                         verdicts_json,
                         _dumps(figs),
                         _dumps([str(e) for e in errors]),
                         _dumps(dict(env)),
                         created,
+                        None if version is None else int(version),
+                        _dumps(revs),
                     ),
                 )
                 row_id = cur.lastrowid
@@ -540,6 +707,7 @@ class Store:
 
     # -- reading -------------------------------------------------------------------
     def _run_from_row(self, row: sqlite3.Row) -> RunRecord:
+        v2 = "git" in row.keys()
         return RunRecord(
             experiment=row["experiment"],
             config_hash=row["config_hash"],
@@ -558,9 +726,19 @@ class Store:
             if row["artifact_dir"] is None
             else self.artifacts_dir / row["artifact_dir"],
             attempts=int(row["attempts"]),
+            version=None if not v2 or row["version"] is None else int(row["version"]),
+            git=row["git"] if v2 else _env_git(row["env"]),
         )
 
     def _summary_from_row(self, row: sqlite3.Row) -> SummaryRecord:
+        if "revisions" in row.keys():
+            version = None if row["version"] is None else int(row["version"])
+            revisions = json.loads(row["revisions"])
+        else:  # a read-only store of schema 1
+            version = None
+            revisions = self._revisions(
+                row["experiment"], row["config_hash"], json.loads(row["seeds"])
+            )
         return SummaryRecord(
             experiment=row["experiment"],
             title=row["title"],
@@ -575,6 +753,8 @@ class Store:
             created_at=float(row["created_at"]),
             errors=json.loads(row["errors"]),
             id=int(row["id"]),
+            version=version,
+            revisions=revisions,
         )
 
     def _query(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
@@ -638,27 +818,49 @@ class Store:
 
 _RUN_COLUMNS = (
     "experiment",
+    "version",
+    "git",
     "config_hash",
     "seed",
     "status",
     "duration_s",
     "started_at",
+    "finished_at",
     "attempts",
     "error",
 )
 
 
+def _iso(t: float) -> str:
+    """Epoch seconds as ISO 8601 UTC with milliseconds, e.g. ``2025-10-09T08:26:40.000Z``."""
+    stamp = datetime.datetime.fromtimestamp(float(t), tz=datetime.timezone.utc)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _config_cell(v: Any) -> str:
+    return v if isinstance(v, str) else json.dumps(v)
+
+
 def export_runs(runs: Sequence[RunRecord], fmt: str) -> str:
-    """The runs as CSV (one row per run, one column per metric) or JSON (a list).
+    """The runs as CSV (one row per run) or JSON (a list of objects).
+
+    Every row carries the experiment's ``version`` and the ``git`` revision of the
+    code that computed the run (empty / null when unknown), ISO 8601 UTC timestamps
+    and the resolved config. CSV: one ``config.<key>`` column per config field
+    (strings as they are, other values as JSON) and one column per metric (a metric
+    named like a fixed column gets a ``metric.`` prefix); a failed run's error is the
+    last line of its traceback. JSON rows carry ``metrics`` and ``config`` as objects
+    and the whole error.
 
     Args:
         runs: records from :meth:`Store.runs`.
-        fmt: ``"csv"`` or ``"json"``. In CSV a failed run's error is its last line;
-            JSON rows carry ``metrics`` and ``config`` as objects and the whole error.
+        fmt: ``"csv"`` or ``"json"``.
 
     Example:
         >>> export_runs([], "csv").strip()
-        'experiment,config_hash,seed,status,duration_s,started_at,attempts,error'
+        'experiment,version,git,config_hash,seed,status,duration_s,started_at,finished_at,attempts,error'
+        >>> _iso(0.0)
+        '1970-01-01T00:00:00.000Z'
     """
     import csv
     import io
@@ -672,11 +874,14 @@ def export_runs(runs: Sequence[RunRecord], fmt: str) -> str:
             rows.append(
                 {
                     "experiment": r.experiment,
+                    "version": r.version,
+                    "git": r.git,
                     "config_hash": r.config_hash,
                     "seed": r.seed,
                     "status": r.status,
                     "duration_s": r.duration_s,
-                    "started_at": r.started_at,
+                    "started_at": _iso(r.started_at),
+                    "finished_at": _iso(r.finished_at),
                     "attempts": r.attempts,
                     "error": r.error,
                     "metrics": metrics,
@@ -684,8 +889,16 @@ def export_runs(runs: Sequence[RunRecord], fmt: str) -> str:
                 }
             )
         return json.dumps(rows, indent=2, allow_nan=False) + "\n"
+    config_keys = list(dict.fromkeys(k for r in runs for k in r.config))
     metric_names = sorted({k for r in runs if r.result is not None for k in r.result.metrics})
-    header = list(_RUN_COLUMNS) + [f"metric.{m}" if m in _RUN_COLUMNS else m for m in metric_names]
+    header = (
+        list(_RUN_COLUMNS)
+        + [f"config.{k}" for k in config_keys]
+        + [
+            f"metric.{m}" if m in _RUN_COLUMNS or m.startswith("config.") else m
+            for m in metric_names
+        ]
+    )
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
@@ -698,14 +911,18 @@ def export_runs(runs: Sequence[RunRecord], fmt: str) -> str:
         writer.writerow(
             [
                 r.experiment,
+                "" if r.version is None else r.version,
+                r.git or "",
                 r.config_hash,
                 r.seed,
                 r.status,
                 f"{r.duration_s:.6g}",
-                f"{r.started_at:.3f}",
+                _iso(r.started_at),
+                _iso(r.finished_at),
                 r.attempts,
                 error,
             ]
+            + [_config_cell(r.config[k]) if k in r.config else "" for k in config_keys]
             + [repr(float(metrics[m])) if m in metrics else "" for m in metric_names]
         )
     return buf.getvalue()

@@ -23,9 +23,18 @@ Example:
 
 from ._build import ReportError as ReportError
 from ._build import build_report as build_report
+from ._build import check_out_dir as check_out_dir
 from ._claims import Claim as Claim
 from ._claims import ClaimsError as ClaimsError
 from ._claims import Ledger as Ledger
 from ._claims import parse_claims as parse_claims
 
-__all__ = ["Claim", "ClaimsError", "Ledger", "ReportError", "build_report", "parse_claims"]
+__all__ = [
+    "Claim",
+    "ClaimsError",
+    "Ledger",
+    "ReportError",
+    "build_report",
+    "check_out_dir",
+    "parse_claims",
+]

@@ -32,10 +32,11 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
+from ..lab.store import revision_warning
 from ._claims import Claim, Ledger, parse_claims
 from ._figures import draw_series, series_stats
 
-__all__ = ["ReportError", "build_report"]
+__all__ = ["ReportError", "build_report", "check_out_dir"]
 
 MARKER = ".elulab-report"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp")
@@ -158,6 +159,21 @@ def inline_md(text: str) -> Markup:
     return Markup("".join(out))
 
 
+def short_revision(rev: Any) -> str:
+    """A git revision for people: 10 hex digits, ``-dirty`` kept; ``unknown`` for None.
+
+    Example:
+        >>> short_revision("0123456789abcdef0123456789abcdef01234567-dirty"), short_revision(None)
+        ('0123456789-dirty', 'unknown')
+    """
+    if rev is None or rev == "":
+        return "unknown"
+    rev = str(rev)
+    dirty = rev.endswith("-dirty")
+    base = rev[: -len("-dirty")] if dirty else rev
+    return base[:10] + ("-dirty" if dirty else "")
+
+
 def slug(text: str) -> str:
     """A file-name-safe form of ``text`` (letters, digits, ``_.-``)."""
     s = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-.")
@@ -225,6 +241,8 @@ class RunView:
     finished: str
     error: str = ""
     attempts: int = 1
+    revision: str = "unknown"  # short form
+    revision_full: str = "unknown"
 
 
 @dataclass
@@ -247,6 +265,9 @@ class ExperimentView:
     failed: list[RunView]
     errors: list[str]
     missing_seeds: list[Any]
+    version: str = "—"
+    revisions: list[str] = field(default_factory=list)  # short forms, of the verdict's runs
+    revision_warning: str | None = None
 
     def other_verdicts(self, claim_id: str) -> list[VerdictView]:
         return [v for c, v in self.verdicts.items() if c != claim_id]
@@ -304,6 +325,8 @@ def _run_view(r: Any) -> RunView:
         finished=fmt_time(getattr(r, "finished_at", None)),
         error=str(getattr(r, "error", "") or ""),
         attempts=int(getattr(r, "attempts", 1) or 1),
+        revision=short_revision(getattr(r, "git", None)),
+        revision_full=str(getattr(r, "git", None) or "unknown"),
     )
 
 
@@ -454,7 +477,10 @@ def _draw_series(runs: Sequence[Any], out: Path, fig_dir: str, used: set[str]) -
             + "."
         )
         if stats.skipped:
-            caption += f" {stats.skipped} seed(s) with different x values left out."
+            caption += (
+                f" {stats.skipped} seed{'s' if stats.skipped != 1 else ''} with different"
+                " x values left out."
+            )
         views.append(FigureView(src=target, caption=caption, claim=None, origin="series"))
     return views
 
@@ -482,6 +508,11 @@ def _experiment_view(store: Any, summary: Any, out: Path, used: set[str]) -> Exp
     claims += [c for c in verdicts if c not in claims]
     config = summary.config if isinstance(summary.config, Mapping) else {}
     env = summary.env if isinstance(summary.env, Mapping) else {}
+    revisions = list(getattr(summary, "revisions", None) or [r.git for r in completed])
+    version = getattr(summary, "version", None)
+    if version is None:  # a summary written without it: the runs' version, if they agree
+        found = {r.version for r in completed if getattr(r, "version", None) is not None}
+        version = found.pop() if len(found) == 1 else None
     return ExperimentView(
         name=name,
         title=str(summary.title or name),
@@ -501,6 +532,11 @@ def _experiment_view(store: Any, summary: Any, out: Path, used: set[str]) -> Exp
         failed=[_run_view(r) for r in failed],
         errors=[str(e) for e in (getattr(summary, "errors", None) or [])],
         missing_seeds=[s for s in seeds if s not in done],
+        version="—" if version is None else str(version),
+        revisions=sorted({short_revision(r) for r in revisions}),
+        revision_warning=(
+            revision_warning([short_revision(r) for r in revisions]) if completed else None
+        ),
     )
 
 
@@ -644,6 +680,52 @@ def _check_out(out: Path) -> None:
         )
 
 
+def check_out_dir(out_dir: str | os.PathLike[str]) -> Path:
+    """Check, before any work, that :func:`build_report` could write ``out_dir``.
+
+    The folder must be missing (its parents are created), empty, or an earlier
+    report, and the folder that will hold it must be writable (checked by creating
+    and removing an empty temporary folder there). Nothing else is written.
+
+    Returns:
+        ``out_dir`` as an absolute path.
+
+    Raises:
+        ReportError: one line naming the folder and what is wrong.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> check_out_dir(d / "site") == (d / "site").absolute()
+        True
+        >>> (d / "file").write_text("x")
+        1
+        >>> try:
+        ...     check_out_dir(d / "file" / "site")
+        ... except ReportError as e:
+        ...     print(str(e).endswith("file is not a folder"))
+        True
+    """
+    out = Path(out_dir).absolute()
+    _check_out(out)
+    holder = out.parent
+    while not holder.exists() and holder != holder.parent:
+        holder = holder.parent
+    where = f"cannot write the report folder {out}"
+    if not holder.is_dir():
+        raise ReportError(f"{where}: {holder} is not a folder")
+    if not os.access(holder, os.W_OK | os.X_OK):
+        raise ReportError(f"{where}: {holder} is not writable")
+    try:
+        probe = tempfile.mkdtemp(prefix=f".{out.name}.check-", dir=holder)
+        os.rmdir(probe)
+    except OSError as e:
+        raise ReportError(
+            f"{where}: cannot create a folder in {holder} ({e.strerror or e})"
+        ) from None
+    return out
+
+
 def _swap(tmp: Path, out: Path) -> None:
     if not out.exists():
         os.replace(tmp, out)
@@ -688,7 +770,8 @@ def build_report(
 
     Raises:
         ReportError: the store is missing or unreadable, ``out_dir`` is unsafe to
-            replace, or the claims file cannot be parsed.
+            replace or cannot be written (see :func:`check_out_dir`), or the claims
+            file cannot be parsed.
 
     Example:
         >>> import tempfile, pathlib
@@ -708,15 +791,19 @@ def build_report(
         ledger = parse_claims(claims_path)
     except ValueError as e:
         raise ReportError(str(e)) from None
-    _check_out(out)
+    check_out_dir(out)
     from ..lab.store import Store, StoreError
 
     try:
         store = Store(store_path, create=False, readonly=True)
     except StoreError as e:
         raise ReportError(f"cannot open result store {store_path}: {e}") from None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    except OSError as e:
+        store.close()
+        raise ReportError(f"cannot write the report folder {out}: {e.strerror or e}") from None
     try:
         try:
             _render(store, store_path, ledger, tmp)
