@@ -81,3 +81,14 @@ def test_bad_input_exits_2_with_one_line(spec, data, message):
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert message in lines[0]
     assert "Traceback" not in res.output
+
+
+def test_unwritable_out_exits_2_naming_the_folder(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    res = _run(f"{MODELS}:dead_cnn", "--data", "digits", "--steps", "1", "--out", str(blocker))
+    assert res.exit_code == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"error: --out: cannot write the audit to {blocker}"
+    )

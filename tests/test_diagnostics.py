@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 
 import pytest
@@ -383,3 +384,19 @@ def test_html_is_escaped_and_standalone():
     assert page.startswith("<!DOCTYPE html>") and "a &amp; b" in page
     assert html_section(result).startswith('<section class="elulab-audit">')
     assert "http" not in page  # no external resources
+
+
+def test_audit_result_save_writes_json_and_page(tmp_path):
+    data = [(torch.randn(8, 2), torch.tensor([0, 1] * 4))]
+    result = audit(nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 2)), data, _ce, steps=2)
+    result.meta["model"] = "pkg.models:<net>"
+    paths = result.save(tmp_path / "new" / "dir")  # parents are created
+    assert [p.name for p in paths] == ["audit.json", "audit.html"]
+    assert json.loads(paths[0].read_text()) == json.loads(json.dumps(result.to_json()))
+    page = paths[1].read_text()
+    assert "<title>Activation audit: pkg.models:&lt;net&gt;</title>" in page
+    assert page == render_html(result, "Activation audit: pkg.models:<net>")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(OSError, match=re.escape(f"cannot write the audit to {blocker / 'sub'}: ")):
+        result.save(blocker / "sub")

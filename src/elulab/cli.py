@@ -780,15 +780,7 @@ def audit_cmd(
     out: str | None = typer.Option(None, "--out", help="write audit.html and audit.json here"),
 ) -> None:
     """Audit a model per layer: dead/saturated units, activation stats, gradient flow."""
-    from pathlib import Path
-
-    from .diagnostics import (
-        FactoryError,
-        ModelDataMismatch,
-        audit_dataset,
-        build_model,
-        render_html,
-    )
+    from .diagnostics import FactoryError, ModelDataMismatch, audit_dataset, build_model
 
     if not (lr > 0 and lr == lr and lr != float("inf")):
         fail(f"--lr must be a positive number, got {lr}")
@@ -807,19 +799,13 @@ def audit_cmd(
     except ValueError as e:
         fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
     result.meta["model"] = spec
-    payload = result.to_json()
     if out is not None:
-        out_dir = Path(out)
         try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / "audit.json").write_text(
-                json.dumps(payload, indent=2, allow_nan=False) + "\n"
-            )
-            (out_dir / "audit.html").write_text(render_html(result, f"Activation audit: {spec}"))
+            result.save(out)  # audit.json and audit.html, titled with the model's spec
         except OSError as e:
-            fail(f"cannot write to --out {out}: {e.strerror or e}")
+            fail(f"--out: {e}")
     if as_json:
-        print_json(payload)
+        print_json(result.to_json())
         return
     from rich.markup import escape
     from rich.table import Table

@@ -2,15 +2,17 @@
 
 :func:`audit` is what ``elulab audit`` runs, for a user's own model, data and loss:
 
-1. train ``steps`` optimiser steps on ``data`` (cycled), recording every step
-   (:attr:`AuditResult.history`, e.g. the dead fraction over training);
+1. train ``steps`` optimiser steps on ``data`` (cycled) with :func:`elulab.train.fit`,
+   recording every step (:meth:`Diagnostics.step` after each backward;
+   :attr:`AuditResult.history`, e.g. the dead fraction over training);
 2. one audit pass over ``eval_data`` (default: one pass over ``data``) at the final
    weights, in ``eval()`` mode, with gradients but no update. The per-layer numbers
    (:attr:`AuditResult.layers`) are over that whole pass: a unit is *dead* when its
    pre-activation gradient is zero for every sample of the pass.
 
 :func:`load_factory` imports ``MODULE:FACTORY`` (a dotted module or a ``.py`` file).
-:func:`render_html` writes the standalone HTML section.
+:func:`render_html` writes the standalone HTML page; :meth:`AuditResult.save` writes
+``audit.json`` and ``audit.html`` into a folder (what ``elulab audit --out`` does).
 
 Example:
     >>> import torch, torch.nn as nn
@@ -29,6 +31,7 @@ import html
 import importlib
 import importlib.util
 import itertools
+import json
 import math
 import sys
 from collections.abc import Callable, Iterable
@@ -39,6 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..train import StepState, fit
 from ._hooks import DEFAULT_EPS, Diagnostics, LayerStats
 
 __all__ = [
@@ -102,6 +106,43 @@ class AuditResult:
             "dead_fraction_history": {n: [_finite(v) for v in vs] for n, vs in dead_hist.items()},
             "meta": self.meta,
         }
+
+    def save(self, out_dir: str | Path, title: str | None = None) -> list[Path]:
+        """Write ``audit.json`` (:meth:`to_json`) and ``audit.html`` (:func:`render_html`).
+
+        Args:
+            out_dir: the folder (created with its parents if missing).
+            title: the page title; default ``"Activation audit: <meta['model']>"``
+                (``"Activation audit"`` without a model name).
+
+        Returns:
+            the two paths written, JSON first.
+
+        Raises:
+            OSError: the folder or a file in it cannot be written; the message names
+                the folder and the reason.
+
+        Example:
+            >>> import tempfile, torch, torch.nn as nn
+            >>> data = [(torch.randn(8, 3), torch.randint(0, 2, (8,)))]
+            >>> net = nn.Sequential(nn.Linear(3, 2))
+            >>> res = audit(net, data, nn.functional.cross_entropy, steps=1)
+            >>> [p.name for p in res.save(tempfile.mkdtemp())]
+            ['audit.json', 'audit.html']
+        """
+        out = Path(out_dir)
+        model = self.meta.get("model")
+        if title is None:
+            title = f"Activation audit: {model}" if model else "Activation audit"
+        payload = json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n"
+        paths = [out / "audit.json", out / "audit.html"]
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            paths[0].write_text(payload)
+            paths[1].write_text(render_html(self, title))
+        except OSError as e:
+            raise OSError(f"cannot write the audit to {out}: {e.strerror or e}") from e
+        return paths
 
 
 def _finite(v: float | None) -> float | None:
@@ -175,17 +216,18 @@ def audit(
             raise ValueError("model has no trainable parameter")
         optimizer = torch.optim.Adam(params, lr=float(lr))
     was_training = model.training
-    train_loss: list[float] = []
+
+    def train_loss(model: nn.Module, batch: Any) -> torch.Tensor:
+        x, y = (t.to(device) for t in _split(batch))
+        return _scalar_loss(loss_fn(model(x), y))  # raises on a non-finite loss
+
     with Diagnostics(model, eps=eps) as diag:
-        model.train()
-        for batch in itertools.islice(_cycle(data), steps):
-            x, y = (t.to(device) for t in _split(batch))
-            optimizer.zero_grad(set_to_none=True)
-            loss = _scalar_loss(loss_fn(model(x), y))
-            loss.backward()
-            diag.step()
-            optimizer.step()
-            train_loss.append(float(loss.detach()))
+
+        def record(state: StepState) -> None:
+            diag.step()  # this step's gradients, before the optimiser's update
+
+        trained = fit(model, train_loss, _cycle(data), optimizer=optimizer, steps=steps,
+                      after_backward=record)  # fmt: skip
         history = list(diag.history)
 
         model.eval()
@@ -216,7 +258,7 @@ def audit(
     return AuditResult(
         layers=layers,
         history=history,
-        train_loss=train_loss,
+        train_loss=trained.losses,
         eval_loss=total / n_seen,
         eval_accuracy=correct / n_seen if classification else None,
         steps=steps,

@@ -8,11 +8,24 @@ with a threshold in the direction the claim states:
 * :func:`paired_ci`: the same interval on paired differences :math:`a_i - b_i`
   (two arms run with the same seeds);
 * :func:`bootstrap_ci`: a percentile bootstrap interval of any statistic;
+  :func:`auc_ci`: the ROC AUC with its bootstrap interval over rows;
 * :func:`decide`: ``"supported"`` / ``"not supported"`` / ``"inconclusive"``.
+
+Comparing methods over many data sets (one score per data set and method):
+
+* :func:`average_ranks` (ties averaged) and :func:`critical_difference` (Nemenyi);
+* :func:`wilcoxon`: the signed-rank test of two methods paired by data set;
+* :func:`holm`: Holm-Bonferroni adjusted p-values of a family of tests.
 
 References:
     An Introduction to the Bootstrap (Efron, Tibshirani, 1993), ch. 13 (percentile
     intervals).
+
+    Statistical Comparisons of Classifiers over Multiple Data Sets (Demsar, 2006),
+    JMLR 7 (average ranks, Wilcoxon, Nemenyi).
+
+    A Simple Sequentially Rejective Multiple Test Procedure (Holm, 1979),
+    Scandinavian Journal of Statistics 6(2).
 
 Example:
     >>> m, lo, hi = mean_ci([1.0, 2.0, 3.0])
@@ -34,12 +47,18 @@ from scipy import stats as _sps
 __all__ = [
     "STATUSES",
     "Effect",
+    "SignedRank",
+    "auc_ci",
+    "average_ranks",
     "bootstrap_ci",
     "combine",
+    "critical_difference",
     "decide",
     "format_number",
+    "holm",
     "mean_ci",
     "paired_ci",
+    "wilcoxon",
 ]
 
 Direction = Literal["greater", "less"]
@@ -306,3 +325,225 @@ def combine(statuses: Sequence[str]) -> str:
     if "mixed" in subs or ("supported" in subs and "not supported" in subs):
         return "mixed"
     return "inconclusive"
+
+
+# -- comparing methods over data sets ----------------------------------------------------
+
+
+def _as_table(scores: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    """Return a finite 2-d float64 ``(rows, columns)`` array, or raise naming the problem."""
+    try:
+        x = np.asarray(scores, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"scores must be a table of numbers, got {scores!r}") from None
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"scores must be a non-empty (datasets, methods) table, got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"scores must be finite; {int((~np.isfinite(x)).sum())} value(s) are not")
+    return x
+
+
+def average_ranks(
+    scores: Sequence[Sequence[float]] | np.ndarray, *, higher_is_better: bool = True
+) -> np.ndarray:
+    """The average rank of each method (column) over the data sets (rows).
+
+    .. math:: R_j = \\frac{1}{N} \\sum_{i=1}^{N} r_i^j,
+
+    where :math:`r_i^j` is the rank of method :math:`j` on data set :math:`i` (1 = the
+    best score of the row) and tied methods share the mean of the ranks they span
+    (``scipy.stats.rankdata``, ``method="average"``). The ranks of a row sum to
+    :math:`k(k+1)/2` for :math:`k` methods.
+
+    References:
+        Statistical Comparisons of Classifiers over Multiple Data Sets (Demsar, 2006),
+        JMLR 7, section 3.2.2.
+
+    Args:
+        scores: ``(datasets, methods)``, finite.
+        higher_is_better: rank 1 goes to the highest score (accuracy, AUC); False: to
+            the lowest (error, loss).
+
+    Returns:
+        ``(methods,)`` float64 average ranks.
+
+    Example:
+        >>> average_ranks([[0.9, 0.8], [0.7, 0.7]]).tolist()
+        [1.25, 1.75]
+    """
+    x = _as_table(scores)
+    sign = -1.0 if higher_is_better else 1.0
+    return np.mean([_sps.rankdata(sign * row) for row in x], axis=0)
+
+
+def critical_difference(k: int, n: int, alpha: float = 0.05) -> float:
+    """The Nemenyi critical difference of average ranks of ``k`` methods on ``n`` sets.
+
+    .. math:: CD = q_\\alpha \\sqrt{\\frac{k(k+1)}{6n}},
+
+    with :math:`q_\\alpha` the studentised range quantile (``k`` groups, infinite degrees
+    of freedom) divided by :math:`\\sqrt 2`. Two methods whose average ranks differ by
+    more than CD differ at level ``alpha`` by the Nemenyi test.
+
+    References:
+        Demsar (2006), section 3.2.2 and Table 5a (:math:`q_{0.05}` = 2.728 for k = 5).
+
+    Args:
+        k: the number of methods (>= 2).
+        n: the number of data sets (>= 1).
+        alpha: the significance level, in (0, 1).
+
+    Example:
+        >>> round(critical_difference(5, 96), 3)
+        0.623
+    """
+    if k < 2 or n < 1:
+        raise ValueError(f"need k >= 2 methods and n >= 1 data sets, got k={k}, n={n}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    q = float(_sps.studentized_range.ppf(1 - alpha, k, np.inf)) / math.sqrt(2)
+    return float(q * math.sqrt(k * (k + 1) / (6.0 * n)))
+
+
+class SignedRank(NamedTuple):
+    """The outcome of :func:`wilcoxon`: ``(statistic, pvalue, median_diff, mean_diff)``.
+
+    ``median_diff`` and ``mean_diff`` are of :math:`a_i - b_i`: the sign says which
+    side the test found.
+    """
+
+    statistic: float
+    pvalue: float
+    median_diff: float
+    mean_diff: float
+
+
+def wilcoxon(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    *,
+    zero_method: Literal["zsplit", "wilcox", "pratt"] = "zsplit",
+    alternative: Literal["two-sided", "greater", "less"] = "two-sided",
+) -> SignedRank:
+    """The Wilcoxon signed-rank test of paired samples (``scipy.stats.wilcoxon``).
+
+    With :math:`d_i = a_i - b_i` ranked by :math:`|d_i|` (ties averaged),
+
+    .. math:: W^+ = \\sum_{d_i > 0} \\operatorname{rank}|d_i|, \\qquad
+        W^- = \\sum_{d_i < 0} \\operatorname{rank}|d_i|,
+
+    and the two-sided statistic is :math:`\\min(W^+, W^-)`. ``zero_method="zsplit"``
+    ranks zero differences and splits their ranks evenly between :math:`W^+` and
+    :math:`W^-` (Demsar's recommendation for classifier comparisons). When every
+    difference is zero there is no evidence either way: statistic nan, p-value 1.
+
+    References:
+        Individual Comparisons by Ranking Methods (Wilcoxon, 1945), Biometrics
+        Bulletin 1(6); Demsar (2006), section 3.2.1.
+
+    Args:
+        a, b: one score per data set each (same length, same order), finite.
+        zero_method, alternative: as in ``scipy.stats.wilcoxon``.
+
+    Example:
+        >>> r = wilcoxon([0.9, 0.8, 0.7, 0.95, 0.6, 0.85], [0.8, 0.7, 0.72, 0.9, 0.5, 0.8])
+        >>> r.statistic, round(r.pvalue, 4), r.median_diff > 0
+        (1.0, 0.0625, True)
+    """
+    xa, xb = _as_values(a, "a"), _as_values(b, "b")
+    if xa.shape != xb.shape:
+        raise ValueError(f"a and b must have the same length, got {xa.size} and {xb.size}")
+    diff = xa - xb
+    if np.all(diff == 0):
+        return SignedRank(_NAN, 1.0, 0.0, 0.0)
+    res = _sps.wilcoxon(xa, xb, zero_method=zero_method, alternative=alternative)
+    return SignedRank(
+        float(res.statistic), float(res.pvalue), float(np.median(diff)), float(np.mean(diff))
+    )
+
+
+def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values, in the order given.
+
+    With the :math:`m` p-values sorted, :math:`p_{(1)} \\le \\dots \\le p_{(m)}`,
+
+    .. math:: \\tilde p_{(i)} = \\min\\Bigl(1,\\ \\max_{j \\le i}\\ (m - j + 1)\\, p_{(j)}\\Bigr).
+
+    Rejecting every hypothesis with :math:`\\tilde p < \\alpha` is Holm's step-down
+    procedure: it controls the family-wise error rate at :math:`\\alpha` under any
+    dependence between the tests, and rejects at least what Bonferroni
+    (:math:`m\\,p_i < \\alpha`) rejects.
+
+    References:
+        A Simple Sequentially Rejective Multiple Test Procedure (Holm, 1979),
+        Scandinavian Journal of Statistics 6(2).
+
+    Args:
+        pvalues: the raw p-values of the family, each in [0, 1].
+
+    Returns:
+        float64 adjusted p-values, same order and length.
+
+    Example:
+        >>> holm([0.01, 0.04, 0.03]).round(6).tolist()
+        [0.03, 0.06, 0.06]
+    """
+    p = _as_values(pvalues, "pvalues")
+    if np.any((p < 0) | (p > 1)):
+        raise ValueError(f"pvalues must lie in [0, 1], got {p.tolist()}")
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out = np.empty(m, dtype=np.float64)
+    out[order] = np.minimum(stepped, 1.0)
+    return out
+
+
+def auc_ci(
+    labels: Sequence[float] | np.ndarray,
+    scores: Sequence[float] | np.ndarray,
+    *,
+    confidence: float = 0.95,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> Effect:
+    """The ROC AUC of ``scores`` for binary ``labels`` and its bootstrap interval over rows.
+
+    .. math:: \\mathrm{AUC} = P(s^+ > s^-) + \\tfrac12 P(s^+ = s^-),
+
+    the probability that a random positive outscores a random negative
+    (``sklearn.metrics.roc_auc_score``; the Mann-Whitney :math:`U / (n_+ n_-)`). The
+    interval is the percentile bootstrap of :func:`bootstrap_ci` over the
+    ``(label, score)`` rows; a resample holding one class only has no AUC and counts
+    as the full-sample AUC (rare unless a class has very few rows).
+
+    References:
+        The Meaning and Use of the Area under a ROC Curve (Hanley, McNeil, 1982),
+        Radiology 143; Efron, Tibshirani (1993), ch. 13.
+
+    Args:
+        labels: 0/1 (or False/True) per row; both classes present.
+        scores: a finite score per row (higher: more likely positive).
+        confidence, n_boot, seed: as in :func:`bootstrap_ci`.
+
+    Example:
+        >>> round(auc_ci([0, 0, 1, 1, 0, 1], [0.1, 0.4, 0.35, 0.8, 0.2, 0.9], n_boot=200).value, 4)
+        0.8889
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y, s = _as_values(labels, "labels"), _as_values(scores, "scores")
+    if y.shape != s.shape:
+        raise ValueError(f"labels and scores must have the same length, got {y.size} and {s.size}")
+    if not np.isin(y, (0.0, 1.0)).all() or y.min() == y.max():
+        raise ValueError("labels must be 0/1 with both classes present")
+    auc = float(roc_auc_score(y, s))
+    pairs = np.stack([y, s], axis=1)
+
+    def stat(idx: np.ndarray) -> float:
+        r = pairs[idx.astype(np.int64)]
+        return auc if r[:, 0].min() == r[:, 0].max() else float(roc_auc_score(r[:, 0], r[:, 1]))
+
+    rows = np.arange(y.size, dtype=np.float64)
+    _, low, high = bootstrap_ci(rows, stat, confidence=confidence, n_boot=n_boot, seed=seed)
+    return Effect(auc, low, high)
