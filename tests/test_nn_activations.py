@@ -7,12 +7,14 @@ import copy
 import math
 import pickle
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from elulab.functional import SELU_ALPHA, SELU_LAMBDA, activation_function
+import elulab.functional as efn
+from elulab.functional import SELU_ALPHA, SELU_LAMBDA, activation_function, celu, elu, selu
 from elulab.nn import ACTIVATIONS, CELU, ELU, SELU, Sin, get_activation
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
@@ -222,3 +224,78 @@ def test_modules_in_a_network_train_and_double_backward() -> None:
 def test_sin_module() -> None:
     x = _x((100,))
     assert torch.equal(Sin()(x), torch.sin(x))
+
+
+# -- torch.fx ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "module", [ELU(), ELU(alpha=0.5), CELU(alpha=2.0), SELU(), Sin()], ids=repr
+)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_modules_symbolic_trace_bitwise(module: nn.Module, dtype: torch.dtype) -> None:
+    traced = torch.fx.symbolic_trace(module)
+    # one call of elulab's function (a leaf of the graph), not its internals
+    calls = [n for n in traced.graph.nodes if n.op in ("call_function", "call_method")]
+    assert len(calls) == 1
+    x = _x((3, 257), dtype)
+    assert torch.equal(_bits(traced(x)), _bits(module(x)))
+
+
+def test_traced_network_gradients_bitwise() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 16), ELU(0.7), nn.Linear(16, 16), CELU(1.5), SELU())
+    net = net.double()
+    traced = torch.fx.symbolic_trace(net)
+    x = _x((32, 6))
+    y_eager, y_traced = net(x), traced(x)
+    assert torch.equal(_bits(y_traced), _bits(y_eager))
+    g_eager = torch.autograd.grad(y_eager.square().sum(), list(net.parameters()))
+    g_traced = torch.autograd.grad(y_traced.square().sum(), list(traced.parameters()))
+    for a, b in zip(g_eager, g_traced, strict=True):
+        assert torch.equal(_bits(a), _bits(b))
+
+
+@pytest.mark.parametrize("fn", [elu, celu, selu], ids=lambda f: f.__name__)
+def test_functional_still_rejects_non_tensors(fn) -> None:
+    # letting fx Proxies through (__torch_function__) must keep the error for bad input
+    name = fn.__name__
+    with pytest.raises(TypeError, match=rf"^{name}: input must be a torch.Tensor, got list$"):
+        fn([1.0, 2.0])
+    with pytest.raises(TypeError, match=rf"^{name}: input must be a torch.Tensor, got ndarray$"):
+        fn(np.zeros(2))
+    with pytest.raises(TypeError, match=rf"^{name}: input must have a real floating dtype"):
+        fn(torch.zeros(2, dtype=torch.int64))
+
+
+class _Closed(nn.Module):
+    """Closed forms of elulab.functional inside a model (the flows use them this way)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = efn.elu(x, 0.5)
+        return (
+            efn.elu_inverse(y, 0.5)
+            + efn.elu_derivative(x, 0.5, order=2)
+            + efn.celu_derivative(x, 2.0)
+            + efn.selu_derivative(x)
+            + efn.elu_log_abs_det_jacobian(x, 0.5)
+        )
+
+
+class _Inverse(nn.Module):
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return efn.elu_inverse(y, 0.5)
+
+
+def test_functional_closed_forms_trace_as_leaves() -> None:
+    # elu_inverse checks its domain with a data-dependent branch, which fx cannot trace
+    # through; through __torch_function__ each function is one call of the graph
+    traced = torch.fx.symbolic_trace(_Closed())
+    targets = [n.target for n in traced.graph.nodes if n.op == "call_function"]
+    assert efn.elu_inverse in targets and efn.elu_derivative in targets
+    x = _x((4, 64))
+    assert torch.equal(_bits(traced(x)), _bits(_Closed()(x)))
+    # the traced graph keeps the check: a value below -alpha still raises
+    bad = torch.fx.symbolic_trace(_Inverse())
+    with pytest.raises(ValueError, match=r"^elu_inverse: every element must lie in the domain"):
+        bad(torch.tensor([0.3, -0.6], dtype=torch.float64))

@@ -168,3 +168,36 @@ def test_snn_custom_fixed_point() -> None:
     m, v = stats[-1]
     # same band as above, relative to the custom fixed point
     assert abs(m - mean) < 0.1 and abs(v / var - 1) < 0.15
+
+
+# -- torch.fx ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fixed_point", [(0.0, 1.0), (0.5, 2.0)], ids=str)
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_snn_symbolic_trace_bitwise(fixed_point: tuple[float, float], training: bool) -> None:
+    mean, var = fixed_point
+    net = SNN(
+        7,
+        3,
+        depth=3,
+        width=32,
+        dropout=0.1,
+        mean=mean,
+        var=var,
+        generator=torch.Generator().manual_seed(0),
+    ).double()
+    net.train(training)
+    # fx records the branch the module takes when traced: dropout is traced into the
+    # graph in training mode and disappears from it in eval mode
+    traced = torch.fx.symbolic_trace(net)
+    draws = [n for n in traced.graph.nodes if n.target is torch.rand_like]
+    assert len(draws) == (3 if training else 0)
+    x = torch.randn(64, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(2)
+        eager = net(x)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(2)
+        out = traced(x)
+    assert torch.equal(out.view(torch.int64), eager.view(torch.int64))
