@@ -516,3 +516,30 @@ def test_activation_table_names_and_lookup() -> None:
         ef.activation_function("swish")
     with pytest.raises(TypeError, match="must be a str"):
         ef.activation_function(None)
+
+
+# the registry's closed-form f' against float64 autograd of f, with non-default parameters
+DERIVATIVE_PARAMS = {
+    "leaky_relu": {"negative_slope": 0.2},
+    "elu": {"alpha": 0.7},
+    "celu": {"alpha": 1.5},
+    "softplus": {"beta": 2.0, "threshold": 10.0},
+}
+
+
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+@pytest.mark.parametrize("defaults", [True, False], ids=["default", "params"])
+def test_activation_derivative_equals_autograd(name: str, defaults: bool) -> None:
+    params = {} if defaults else DERIVATIVE_PARAMS.get(name, {})
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.tensor(POINTS[1:-1], dtype=torch.float64),  # no exp overflow
+                   torch.randn(500, generator=g, dtype=torch.float64) * 6])  # fmt: skip
+    xr = x.clone().requires_grad_(True)
+    (want,) = torch.autograd.grad(ef.activation_function(name)(xr, **params).sum(), xr)
+    got = ef.activation_derivative(name)(x, **params)
+    assert got.dtype == x.dtype and got.shape == x.shape
+    # a few ulp of the slope's scale (1): the formulas round differently from autograd's
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=16 * EPS64)
+    kinks = x.abs() < 1e-300  # 0 and -0: the branch autograd takes, exactly
+    assert torch.equal(got[kinks], want[kinks])
+    assert ef.activation_derivative(name)(x.float(), **params).dtype == torch.float32

@@ -21,7 +21,7 @@ from elulab.lab.store import Store
 from lab_toy import Toy
 
 ray = pytest.importorskip("ray")
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]  # starts a local Ray instance: ~12 s
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,11 @@ difference: :func:`celu` is routed through ``aten::elu`` with a float64 input sc
 makes its float64 gradient wrong by up to ~1e-8 relative for alphas that are not powers
 of two. Here the gradient is exact to float64 rounding; the forward values are the same.
 
+Like :mod:`torch.nn.functional`, every tensor function here honours ``__torch_function__``:
+:func:`torch.fx.symbolic_trace` records it as one call of the graph (so the modules of
+:mod:`elulab.nn` trace), and tensor subclasses dispatch as they do for torch's functions.
+Anything else that is not a floating tensor still raises a one-line ``TypeError``.
+
 The mathematical documentation of the modules lives on :class:`elulab.nn.ELU`,
 :class:`elulab.nn.CELU` and :class:`elulab.nn.SELU`.
 
@@ -44,12 +49,14 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.overrides import handle_torch_function, has_torch_function_unary
 
 __all__ = [
     "ACTIVATION_NAMES",
     "SELU_ALPHA",
     "SELU_LAMBDA",
     "ActivationSpec",
+    "activation_derivative",
     "activation_function",
     "activation_spec",
     "celu",
@@ -163,6 +170,8 @@ def elu(input: torch.Tensor, alpha: float = 1.0, inplace: bool = False) -> torch
         tensor([-0.6321,  0.0000,  2.0000])
     """
     alpha = check_alpha(alpha)
+    if has_torch_function_unary(input):  # an fx Proxy or a tensor-like
+        return handle_torch_function(elu, (input,), input, alpha=alpha, inplace=inplace)
     _check_tensor(input, "elu")
     _check_inplace(inplace)
     # the bindings F.elu itself calls, without its Python layer (same kernel and values)
@@ -196,6 +205,8 @@ def celu(input: torch.Tensor, alpha: float = 1.0, inplace: bool = False) -> torc
         tensor([-0.7869,  0.0000,  2.0000])
     """
     alpha = check_alpha(alpha)
+    if has_torch_function_unary(input):  # an fx Proxy or a tensor-like
+        return handle_torch_function(celu, (input,), input, alpha=alpha, inplace=inplace)
     _check_tensor(input, "celu")
     _check_inplace(inplace)
     if inplace:
@@ -224,6 +235,8 @@ def selu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
         >>> selu(torch.tensor([-1.0, 0.0, 2.0]))
         tensor([-1.1113,  0.0000,  2.1014])
     """
+    if has_torch_function_unary(input):  # an fx Proxy or a tensor-like
+        return handle_torch_function(selu, (input,), input, inplace=inplace)
     _check_tensor(input, "selu")
     _check_inplace(inplace)
     # the ops F.selu itself calls, without its Python layer (same kernel and values)
@@ -271,6 +284,8 @@ def elu_derivative(x: torch.Tensor, alpha: float = 1.0, order: int = 1) -> torch
     """
     alpha = check_alpha(alpha)
     order = _check_order(order)
+    if has_torch_function_unary(x):  # an fx Proxy or a tensor-like
+        return handle_torch_function(elu_derivative, (x,), x, alpha=alpha, order=order)
     _check_tensor(x, "elu_derivative", "x")
     if order == 0:
         return elu(x, alpha)
@@ -297,6 +312,8 @@ def celu_derivative(x: torch.Tensor, alpha: float = 1.0, order: int = 1) -> torc
     """
     alpha = check_alpha(alpha)
     order = _check_order(order)
+    if has_torch_function_unary(x):  # an fx Proxy or a tensor-like
+        return handle_torch_function(celu_derivative, (x,), x, alpha=alpha, order=order)
     _check_tensor(x, "celu_derivative", "x")
     if order == 0:
         return celu(x, alpha)
@@ -324,6 +341,8 @@ def selu_derivative(x: torch.Tensor, order: int = 1) -> torch.Tensor:
         tensor([0.6468, 1.0507])
     """
     order = _check_order(order)
+    if has_torch_function_unary(x):  # an fx Proxy or a tensor-like
+        return handle_torch_function(selu_derivative, (x,), x, order=order)
     _check_tensor(x, "selu_derivative", "x")
     if order == 0:
         return selu(x)
@@ -360,6 +379,8 @@ def elu_inverse(y: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
         tensor([-3.0000,  0.5000])
     """
     alpha = check_alpha(alpha)
+    if has_torch_function_unary(y):  # an fx Proxy or a tensor-like
+        return handle_torch_function(elu_inverse, (y,), y, alpha=alpha)
     _check_tensor(y, "elu_inverse", "y")
     work = y.float() if y.dtype in (torch.float16, torch.bfloat16) else y
     a = torch.tensor(alpha, dtype=work.dtype, device=work.device)  # alpha in the working dtype
@@ -403,6 +424,8 @@ def elu_log_abs_det_jacobian(x: torch.Tensor, alpha: float = 1.0) -> torch.Tenso
         tensor([-800.,    0.])
     """
     alpha = check_alpha(alpha)
+    if has_torch_function_unary(x):  # an fx Proxy or a tensor-like
+        return handle_torch_function(elu_log_abs_det_jacobian, (x,), x, alpha=alpha)
     _check_tensor(x, "elu_log_abs_det_jacobian", "x")
     return torch.where(x <= 0, x + math.log(alpha), 0.0)
 
@@ -416,6 +439,52 @@ def _sin(x: torch.Tensor) -> torch.Tensor:
     return torch.sin(x)
 
 
+# Closed-form first derivatives f'(x) of the table's functions, keyword parameters as the
+# functions take them. At a kink they equal torch autograd (relu'(0) = 0, leaky_relu'(0)
+# = negative_slope, the ELU family as documented above); tested against autograd.
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def _relu_d(x: torch.Tensor) -> torch.Tensor:
+    return (x > 0).to(x.dtype)
+
+
+def _leaky_relu_d(x: torch.Tensor, negative_slope: float = 0.01) -> torch.Tensor:
+    return torch.where(x > 0, x.new_ones(()), x.new_full((), negative_slope))
+
+
+def _gelu_d(x: torch.Tensor) -> torch.Tensor:  # Phi(x) + x phi(x), the exact (erf) GELU
+    return 0.5 * (1.0 + torch.erf(x * math.sqrt(0.5))) + x * torch.exp(-0.5 * x * x) * _INV_SQRT_2PI
+
+
+def _silu_d(x: torch.Tensor) -> torch.Tensor:
+    s = torch.sigmoid(x)
+    return s * (1.0 + x * (1.0 - s))
+
+
+def _mish_d(x: torch.Tensor) -> torch.Tensor:
+    t = torch.tanh(F.softplus(x))
+    return t + x * torch.sigmoid(x) * (1.0 - t * t)
+
+
+def _tanh_d(x: torch.Tensor) -> torch.Tensor:
+    return 1.0 - torch.tanh(x) ** 2
+
+
+def _sigmoid_d(x: torch.Tensor) -> torch.Tensor:
+    s = torch.sigmoid(x)
+    return s * (1.0 - s)
+
+
+def _softplus_d(x: torch.Tensor, beta: float = 1.0, threshold: float = 20.0) -> torch.Tensor:
+    # torch's softplus is x itself where beta * x > threshold
+    return torch.where(x * beta > threshold, 1.0, torch.sigmoid(x * beta))
+
+
+def _sin_d(x: torch.Tensor) -> torch.Tensor:
+    return torch.cos(x)
+
+
 @dataclass(frozen=True)
 class ActivationSpec:
     """One entry of the activation table.
@@ -426,11 +495,14 @@ class ActivationSpec:
         module: the class name of the matching module, looked up first in
             :mod:`elulab.nn`, then in :mod:`torch.nn` (kept as a string so that this
             tensor-math layer does not import the module layer).
+        derivative: the closed-form first derivative ``f'(x, **params)``, taking the
+            same keyword parameters as ``function`` (e.g. ``alpha``).
     """
 
     name: str
     function: Callable[[torch.Tensor], torch.Tensor]
     module: str
+    derivative: Callable[..., torch.Tensor]
 
 
 # Default parameters: alpha = 1 for elu/celu, negative_slope = 0.01 for leaky_relu,
@@ -438,18 +510,18 @@ class ActivationSpec:
 _TABLE: dict[str, ActivationSpec] = {
     spec.name: spec
     for spec in (
-        ActivationSpec("relu", F.relu, "ReLU"),
-        ActivationSpec("leaky_relu", F.leaky_relu, "LeakyReLU"),
-        ActivationSpec("elu", elu, "ELU"),
-        ActivationSpec("celu", celu, "CELU"),
-        ActivationSpec("selu", selu, "SELU"),
-        ActivationSpec("gelu", F.gelu, "GELU"),
-        ActivationSpec("silu", F.silu, "SiLU"),
-        ActivationSpec("mish", F.mish, "Mish"),
-        ActivationSpec("tanh", torch.tanh, "Tanh"),
-        ActivationSpec("sigmoid", torch.sigmoid, "Sigmoid"),
-        ActivationSpec("softplus", F.softplus, "Softplus"),
-        ActivationSpec("sin", _sin, "Sin"),
+        ActivationSpec("relu", F.relu, "ReLU", _relu_d),
+        ActivationSpec("leaky_relu", F.leaky_relu, "LeakyReLU", _leaky_relu_d),
+        ActivationSpec("elu", elu, "ELU", elu_derivative),
+        ActivationSpec("celu", celu, "CELU", celu_derivative),
+        ActivationSpec("selu", selu, "SELU", selu_derivative),
+        ActivationSpec("gelu", F.gelu, "GELU", _gelu_d),
+        ActivationSpec("silu", F.silu, "SiLU", _silu_d),
+        ActivationSpec("mish", F.mish, "Mish", _mish_d),
+        ActivationSpec("tanh", torch.tanh, "Tanh", _tanh_d),
+        ActivationSpec("sigmoid", torch.sigmoid, "Sigmoid", _sigmoid_d),
+        ActivationSpec("softplus", F.softplus, "Softplus", _softplus_d),
+        ActivationSpec("sin", _sin, "Sin", _sin_d),
     )
 }
 
@@ -500,3 +572,22 @@ def activation_function(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
         tensor([0.])
     """
     return activation_spec(name).function
+
+
+def activation_derivative(name: str) -> Callable[..., torch.Tensor]:
+    """Return the closed-form first derivative ``f'(x, **params)`` registered as ``name``.
+
+    It takes the function's keyword parameters (``alpha`` for ``elu``/``celu``,
+    ``negative_slope`` for ``leaky_relu``, ``beta``/``threshold`` for ``softplus``) and
+    equals torch autograd of the function, kinks included.
+
+    Raises:
+        ValueError: for an unknown name, listing the allowed ones.
+
+    Example:
+        >>> activation_derivative("relu")(torch.tensor([-1.0, 0.0, 2.0]))
+        tensor([0., 0., 1.])
+        >>> activation_derivative("elu")(torch.tensor([0.0]), alpha=2.0)
+        tensor([2.])
+    """
+    return activation_spec(name).derivative

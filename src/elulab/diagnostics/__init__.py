@@ -6,6 +6,8 @@
 * :func:`audit`: train a model a few steps with the hooks on and audit every layer
   over a whole pass (what ``elulab audit`` runs); :class:`AuditResult`,
   :func:`render_html`, :func:`load_factory`, :func:`build_model`.
+* :func:`gain_probe`, :func:`probe_gradient`, :func:`fit_log_gain`: the per-step gain
+  of a gradient backpropagated through a vanilla RNN, measured and predicted.
 
 The definitions (dead, saturated, units, gain) are in :mod:`elulab.diagnostics._hooks`
 and ``docs/audit.md``.
@@ -24,19 +26,29 @@ from ._audit import render_html as render_html
 from ._hooks import DEFAULT_EPS as DEFAULT_EPS
 from ._hooks import Diagnostics as Diagnostics
 from ._hooks import LayerStats as LayerStats
+from ._rnn import GAIN_PREDICTIONS as GAIN_PREDICTIONS
+from ._rnn import GainProbe as GainProbe
+from ._rnn import fit_log_gain as fit_log_gain
+from ._rnn import gain_probe as gain_probe
+from ._rnn import probe_gradient as probe_gradient
 
 __all__ = [
     "DEFAULT_EPS",
+    "GAIN_PREDICTIONS",
     "AuditResult",
     "Diagnostics",
     "FactoryError",
+    "GainProbe",
     "LayerStats",
     "ModelDataMismatch",
     "audit",
     "audit_dataset",
     "build_model",
     "check_model_fits",
+    "fit_log_gain",
+    "gain_probe",
     "html_section",
     "load_factory",
+    "probe_gradient",
     "render_html",
 ]

@@ -1,4 +1,4 @@
-r"""Initialisers for self-normalising networks.
+r"""Initialisers: LeCun-normal for self-normalising networks, Haar-orthogonal matrices.
 
 LeCun-normal initialisation draws :math:`w_{ij} \sim \mathcal N(0, 1/n)` with
 :math:`n` the fan-in, so that a unit's summed weight :math:`\omega = \sum_i w_i`
@@ -17,12 +17,18 @@ fixed point at mean 0, variance 1.
     distribution). The default init of ``nn.Linear`` (Kaiming-uniform with
     ``a = sqrt(5)``, variance :math:`1/(3n)`) is also wrong for SNNs.
 
+:func:`orthogonal` draws a Haar-random orthogonal matrix (every singular value 1), the
+recurrent matrix ``W = g Q`` of an RNN whose spectral norm is exactly ``g``.
+
 References:
     Efficient BackProp (LeCun, Bottou, Orr, Mueller, 1998), in Neural Networks: Tricks
     of the Trade.
 
     Self-Normalizing Neural Networks (Klambauer, Unterthiner, Mayr, Hochreiter, 2017),
     arXiv:1706.02515.
+
+    How to generate random matrices from the classical compact groups (Mezzadri, 2007),
+    arXiv:math-ph/0609050.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import math
 
 import torch
 
-__all__ = ["lecun_normal_"]
+__all__ = ["lecun_normal_", "orthogonal"]
 
 
 def lecun_normal_(
@@ -96,3 +102,43 @@ def lecun_normal_(
     std = gain / math.sqrt(fan)
     with torch.no_grad():
         return tensor.normal_(0.0, std, generator=generator)
+
+
+def orthogonal(
+    n: int, generator: torch.Generator, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
+    r"""A Haar-random ``n x n`` orthogonal matrix: QR of a Gaussian, with the signs fixed.
+
+    .. math:: A_{ij} \sim \mathcal N(0, 1), \quad A = QR, \quad
+        Q \leftarrow Q \, \mathrm{diag}(\mathrm{sign}\, R_{ii})
+
+    Without the sign fix ``Q`` is not Haar-distributed (Mezzadri, 2007). The draw and
+    the QR are in float64 (``n * n`` normals from ``generator``); the result is cast to
+    ``dtype``. Every singular value of ``g * orthogonal(n, gen)`` is ``g``.
+
+    References:
+        How to generate random matrices from the classical compact groups (Mezzadri,
+        2007), arXiv:math-ph/0609050.
+
+    Arguments:
+        n: the size (an int >= 1).
+        generator: a ``torch.Generator`` (CPU) for the Gaussian draw.
+        dtype: the floating dtype of the result.
+
+    Example:
+        >>> q = orthogonal(4, torch.Generator().manual_seed(0))
+        >>> bool(torch.allclose(q @ q.T, torch.eye(4, dtype=q.dtype)))
+        True
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"orthogonal: n must be an int >= 1, got {n!r}")
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"orthogonal: generator must be a torch.Generator, got {type(generator).__name__}"
+        )
+    if not dtype.is_floating_point:
+        raise TypeError(f"orthogonal: dtype must be a floating dtype, got {dtype}")
+    a = torch.randn(n, n, generator=generator, dtype=torch.float64)
+    q, r = torch.linalg.qr(a)
+    q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)
+    return q.to(dtype)
