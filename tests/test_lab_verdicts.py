@@ -86,6 +86,8 @@ def test_verdict_json_round_trip_keeps_checks_and_nan():
     v = Verdict.from_checks("C2", [c])
     back = Verdict.from_json(v.to_json())
     assert back == v and isinstance(back.checks[0], Check)
+    q = Verdict.from_checks("C2", [c], qualifier="small")
+    assert q.label == "supported (small)" and Verdict.from_json(q.to_json()) == q
     inc = Verdict.inconclusive("C2", "needs relu", n_seeds=2)
     d = inc.to_json()
     assert d["effect"] is None and Verdict.from_json(d).status == "inconclusive"

@@ -266,6 +266,10 @@ class Verdict:
         summary: sentences a reader can quote.
         effect_name: what ``effect`` measures, with units.
         checks: the sub-claims that decided it.
+        qualifier: a word or two the status needs to be read right, shown beside it
+            (e.g. ``"small"`` for a supported effect under the pre-registered minimum
+            meaningful size, ``"at our budget"`` where the budget, not the data,
+            decides).
     """
 
     claim: str
@@ -277,10 +281,16 @@ class Verdict:
     summary: str
     effect_name: str = ""
     checks: list[Check] = dataclasses.field(default_factory=list)
+    qualifier: str = ""
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"verdict status {self.status!r} is not one of {', '.join(STATUSES)}")
+
+    @property
+    def label(self) -> str:
+        """The status with its qualifier, e.g. ``"supported (small)"``."""
+        return f"{self.status} ({self.qualifier})" if self.qualifier else self.status
 
     @property
     def interval(self) -> Effect:
@@ -311,6 +321,7 @@ class Verdict:
         preamble: str = "",
         notes: Iterable[str] = (),
         status: str | None = None,
+        qualifier: str = "",
     ) -> Verdict:
         """Combine sub-claim checks by :func:`elulab.lab.stats.combine` into a verdict.
 
@@ -326,6 +337,7 @@ class Verdict:
             notes: sentences after them (mechanism checks, context).
             status: override the combined status (e.g. ``"inconclusive"`` when a
                 mechanism check failed); say why in ``notes``.
+            qualifier: see :class:`Verdict`.
         """
         checks = list(checks)
         if not checks:
@@ -348,6 +360,7 @@ class Verdict:
             " ".join(parts),
             effect_name,
             checks,
+            qualifier,
         )
 
     def to_json(self) -> dict[str, Any]:
