@@ -1,4 +1,4 @@
-"""The snn_fixed_point experiment, quick profile: constants, Jacobian, per-layer statistics."""
+"""The snn_fixed_point experiment: constants, Jacobian, per-layer statistics, verdict rule."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from elulab.experiments.snn_fixed_point import SnnFixedPoint, layer_statistics
-from elulab.lab.api import ConfigError, RunContext
+from elulab.experiments.snn_fixed_point import SnnFixedPoint, _variants, layer_statistics
+from elulab.lab.api import ConfigError, RunContext, RunResult
 from elulab.lab.backends import seed_everything
 
 
@@ -36,6 +36,10 @@ def test_constants_and_jacobian(quick) -> None:
     assert m["alpha_dropout_a/0.1"] == pytest.approx(a, rel=1e-12)
     assert m["basin_fraction"] == 1.0  # with omega = 0 every start point converges
     assert 0 < m["kaiming_selu_fixed_point_var"] < 0.05
+    flow = results[0].tables["flow"]
+    assert len(flow) == 15 * 15 and len(results[0].tables["basin"]) == 40 * 40
+    # the flow vanishes at the fixed point's variance and points toward it
+    assert all((row["dnu"] > 0) == (row["nu"] < 1.0) for row in flow if abs(row["nu"] - 1) > 0.1)
 
 
 def test_per_layer_statistics_and_verdict(quick, tmp_path: Path) -> None:
@@ -62,11 +66,67 @@ def test_per_layer_statistics_and_verdict(quick, tmp_path: Path) -> None:
     assert all(f.path.stat().st_size > 1000 for f in figs)
 
 
+# -- the verdict rule on synthetic runs ---------------------------------------------------
+
+
+def _synthetic(
+    n: int, *, selu_var: float = 0.05, inside: tuple[str, ...] = (), err: float = 3e-16
+) -> list[RunResult]:
+    """Runs in which SELU+LeCun has |var - 1| = selu_var (+ 0.01 per seed), the labels in
+    ``inside`` sit in the band as well, and every other set-up is far outside it."""
+    runs = []
+    for i in range(n):
+        m = {"lambda_abs_error": err, "alpha_abs_error": err, "jacobian_spectral_norm": 0.79}
+        for label, *_ in _variants():
+            ok = label.startswith("selu_lecun+a") or label == "selu_lecun" or label in inside
+            m[f"max_abs_mean/{label}"] = 0.01 if ok else 0.5
+            m[f"max_abs_var_dev/{label}"] = (selu_var + 0.01 * i) if ok else 3.0
+        runs.append(RunResult(metrics=m))
+    return runs
+
+
+@pytest.mark.parametrize(
+    "runs, status",
+    [
+        (_synthetic(3), "supported"),
+        (_synthetic(1), "inconclusive"),  # one seed never supports the claim
+        (_synthetic(3, inside=("tanh_xavier",)), "mixed"),  # another set-up stays inside
+        (_synthetic(3, selu_var=0.095), "not supported"),  # seed 2 leaves the band (0.115)
+        (_synthetic(3, err=1e-9), "not supported"),  # constants not derived to 1e-12
+    ],
+)
+def test_verdict_rule(runs, status) -> None:
+    exp = SnnFixedPoint()
+    cfg = exp.resolve_config("quick")
+    (v,) = exp.verdict(cfg, runs)
+    assert v.status == status, v.summary
+    # the effect: the mean over seeds of SELU+LeCun's largest |var - 1|
+    worst = [r.metrics["max_abs_var_dev/selu_lecun"] for r in runs]
+    assert v.effect == pytest.approx(sum(worst) / len(worst))
+    assert len(v.checks) == 4 and v.n_seeds == len(runs)
+
+
+def test_verdict_names_the_set_ups_that_stay_inside() -> None:
+    exp = SnnFixedPoint()
+    (v,) = exp.verdict(exp.resolve_config("quick"), _synthetic(2, inside=("relu_he",)))
+    assert v.checks[3].status == "not supported" and v.checks[3].note == "relu_he"
+
+
+# -- the propagation mechanism ------------------------------------------------------------
+
+
+def test_layer_statistics_is_seeded_and_leaves_the_global_generator_alone() -> None:
+    x = torch.randn(128, 16, generator=torch.Generator().manual_seed(0))
+    before = torch.random.get_rng_state()
+    a = layer_statistics(x, activation="selu", depth=3, width=32, dropout="alpha", seed=1)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    b = layer_statistics(x, activation="selu", depth=3, width=32, dropout="alpha", seed=1)
+    c = layer_statistics(x, activation="selu", depth=3, width=32, dropout="alpha", seed=2)
+    assert a == b and a != c
+
+
 def test_layer_statistics_inputs() -> None:
     x = torch.randn(128, 16, generator=torch.Generator().manual_seed(0))
-    a = layer_statistics(x, activation="selu", depth=3, width=32, seed=1)
-    b = layer_statistics(x, activation="selu", depth=3, width=32, seed=1)
-    assert a == b  # seeded
     with pytest.raises(ValueError, match="dropout must be"):
         layer_statistics(x, activation="selu", depth=3, width=32, dropout="gaussian")
     with pytest.raises(ConfigError, match="burn_in"):

@@ -352,6 +352,27 @@ def test_accepts_lists_and_tensors():
 # ---------------------------------------------------------------------------------------
 # quadrature fallback
 # ---------------------------------------------------------------------------------------
+#
+# Reference: the textbook f and f' (below) in mpmath at 32 digits, integrated by
+# Gauss-Legendre (12 nodes per panel) in xi = (z - mu) / sigma over [-14, 14], widened
+# toward 0 by min(|mu|/sigma, 50) standard deviations (where the tails of gelu, silu, ...
+# peak), on panels at most one standard deviation and at most 1 in z wide; the variance
+# as E[(d - E d)^2] with d = f(z) - f(mu) at 32 digits. That reference is checked against
+# mpmath.quad (tanh-sinh) and against closed forms (E[z Phi(z)], the moments of sin).
+#
+# Tolerance, every quadrature activation, mu in [-8, 8], sigma in [1e-3, 10]:
+#   |err| <= QUAD_REL |ref|                                   second_moment, variance,
+#                                                             mean_slope_sq
+#   |err| <= QUAD_REL |ref| + QUAD_FLOOR sqrt(E[g^2])          mean (g = f), mean_slope (g = f')
+# QUAD_REL = 1e-12: the largest relative error measured on this grid is 4.3e-14 (gelu at
+# mu = -0.75, next to the zero of gelu' at -0.7518, where the problem's own relative
+# condition number in mu is ~1e3); elsewhere <= 1.5e-15. QUAD_FLOOR = 1e-15 (4.5 ulp of
+# the integrand's size): a mean or slope that changes sign (E tanh z at mu = 0,
+# E sin z = sin(mu) e^{-sigma^2/2} = 5e-23 at sigma = 10) is a sum of terms of size
+# sqrt(E g^2) and cannot be resolved below their rounding; measured <= 5.1e-16.
+QUAD_REL = 1e-12
+QUAD_FLOOR = 1e-15
+QUAD_DPS = 32
 
 
 def _mp_sigmoid(x):
@@ -377,18 +398,11 @@ MP_FUNCTIONS = {
     "sigmoid": (_mp_sigmoid, lambda x: _mp_sigmoid(x) * (1 - _mp_sigmoid(x))),
     "softplus": (_mp_softplus, _mp_sigmoid),
     "sin": (mp.sin, mp.cos),
+    "linear": (lambda x: x, lambda x: mp.mpf(1)),  # not in the registry today
 }
 QUAD_NAMES = [n for n in ACTIVATION_NAMES if n not in CLOSED_FORM_ACTIVATIONS]
-# quadrature tolerance: |err| <= QUAD_TOL * max(|ref|, sqrt(E[g^2])) for g = f or f'.
-# The rule is exact to ~1e-15 for these analytic integrands; 1e-10 leaves room for
-# torch's softplus, which returns x for x > 20 (a jump of log1p(e^-20) = 2e-9 that
-# mpmath's exact softplus does not have), and gives an absolute scale where the exact
-# value is 0 (E[tanh(z)] at mu = 0) or exponentially small (E[sin z] = sin(mu) e^{-s^2/2}).
-# QUAD_ABS: torch's derivatives are computed as 1 - tanh(x)^2 and s (1 - s), which carry
-# an absolute error of ~1e-16 where the true slope is tiny (tanh'(10) = 8e-9).
-QUAD_TOL = 1e-10
-QUAD_ABS = 1e-15
-QUAD_POINTS = [(0.0, 1.0), (-1.5, 0.3), (10.0, 1e-3), (-10.0, 2.0), (0.5, 10.0)]
+QUAD_MUS = (-8.0, -4.85, -2.0, -0.75, 0.0, 0.3, 1.5, 4.0, 8.0)
+QUAD_SIGMAS = (1e-3, 1e-2, 0.1, 1.0, 3.0, 10.0)
 
 
 def test_every_registry_name_has_a_method():
@@ -398,49 +412,127 @@ def test_every_registry_name_has_a_method():
         )
 
 
-def _mp_smooth_moments(name, mu, sigma):
+@functools.cache
+def _mp_smooth_moments(name, mu, sigma, dps=QUAD_DPS):
+    """{field: (value, E[g^2])} at ``dps`` digits (see the comment above)."""
     f, df = MP_FUNCTIONS[name]
-    with mp.workdps(30):
+    with mp.workdps(dps):
         m, s = mp.mpf(mu), mp.mpf(sigma)
-        # panels of width <= 1 in z near 0 (where these functions bend) and on
-        # the Gaussian scale elsewhere
-        lo, hi = m - 14 * s, m + 14 * s
-        pts = {lo, hi} | {m + k * s for k in range(-14, 15)}
-        pts |= {mp.mpf(k) for k in range(-25, 26) if lo < k < hi}
-        pts = sorted(pts)
-        acc = [mp.mpf(0)] * 4
+        ext = min(abs(mu) / sigma, 50.0)
+        lo = -14.0 - (ext if mu > 0 else 0.0)
+        hi = 14.0 + (ext if mu < 0 else 0.0)
+        n = math.ceil((hi - lo) * max(1.0, sigma))
+        pts = [mp.mpf(lo) + (mp.mpf(hi) - lo) * k / n for k in range(n + 1)]
+        f_mu = f(m)
+        e1 = e2 = d1 = d2 = mp.mpf(0)
         for a, b in itertools.pairwise(pts):
             half, mid = (b - a) / 2, (a + b) / 2
-            for x, w in _gl_nodes(4):
-                z = mid + half * x
-                wt = w * half * mp.npdf(z, m, s)
-                fz, dz = f(z), df(z)
-                acc[0] += wt * fz
-                acc[1] += wt * fz * fz
-                acc[2] += wt * dz
-                acc[3] += wt * dz * dz
-        mean, second, d1, d2 = acc
+            for x, w in _gl_nodes(3):
+                xi = mid + half * x
+                wt = w * half * mp.npdf(xi)
+                z = m + s * xi
+                d, dz = f(z) - f_mu, df(z)
+                e1 += wt * d
+                e2 += wt * d * d
+                d1 += wt * dz
+                d2 += wt * dz * dz
+        mean, var = f_mu + e1, e2 - e1 * e1
+        second = var + mean**2
         return {
             "mean": (mean, second),
-            "second_moment": (second, second),
-            "variance": (second - mean**2, second),
+            "second_moment": (second, None),
+            "variance": (var, None),
             "mean_slope": (d1, d2),
-            "mean_slope_sq": (d2, d2),
+            "mean_slope_sq": (d2, None),
         }
 
 
-@pytest.mark.parametrize("name", [n for n in QUAD_NAMES if n != "sin"])
-def test_quadrature_fallback(name):
-    mus, sigmas = zip(*QUAD_POINTS, strict=True)
-    got = gm(name, np.array(mus), np.array(sigmas))
-    assert got.method.startswith("quadrature (")
-    for i, (mu, sigma) in enumerate(QUAD_POINTS):
-        ref = _mp_smooth_moments(name, mu, sigma)
+def _quad_errors(got: GaussianMoments, i, name, mu, sigma, dps=QUAD_DPS) -> dict[str, float]:
+    """Check each field at the tolerance above; return err / |ref| per field."""
+    ref = _mp_smooth_moments(name, mu, sigma, dps)
+    out = {}
+    with mp.workdps(dps):
         for field in FIELDS:
             value, sq = ref[field]
-            scale = max(abs(value), mp.sqrt(abs(sq)))
-            err = abs(mp.mpf(float(getattr(got, field)[i])) - value)
-            assert err <= QUAD_TOL * scale + QUAD_ABS, (name, field, mu, sigma, float(err))
+            err = abs(mp.mpf(float(np.ravel(getattr(got, field))[i])) - value)
+            bound = QUAD_REL * abs(value) + (0 if sq is None else QUAD_FLOOR * mp.sqrt(sq))
+            assert err <= bound, (name, field, mu, sigma, float(err), mp.nstr(value, 17))
+            out[field] = float(err / abs(value)) if value else 0.0
+    return out
+
+
+@pytest.mark.parametrize("name, mu, sigma", [("tanh", 0.3, 1.0), ("gelu", -4.85, 0.5)])
+def test_quadrature_reference_agrees_with_mpmath_quad(name, mu, sigma):
+    """The panel reference equals mpmath.quad (tanh-sinh) on mu + [-14, 14] sigma to 1e-16
+    relative: its own error (1e-19 to 3e-17, largest for tanh'^2, whose poles at
+    +-i pi/2 are the nearest) is 1e4 below the tolerances it is used for."""
+    f, df = MP_FUNCTIONS[name]
+    ref = _mp_smooth_moments(name, mu, sigma)
+    with mp.workdps(QUAD_DPS):
+        m, s = mp.mpf(mu), mp.mpf(sigma)
+        pts = [m + k * s for k in range(-14, 15, 2)] + [0]
+        pts = sorted(set(pts))
+        pts = [p for p in pts if m - 14 * s <= p <= m + 14 * s]
+
+        def quad(g):
+            return mp.quad(lambda z: g(z) * mp.npdf(z, m, s), pts)
+
+        mean = quad(f)
+        var = quad(lambda z: (f(z) - mean) ** 2)
+        for field, want in [
+            ("mean", mean),
+            ("variance", var),
+            ("mean_slope", quad(df)),
+            ("mean_slope_sq", quad(lambda z: df(z) ** 2)),
+        ]:
+            assert abs(ref[field][0] - want) <= mp.mpf(10) ** -16 * abs(want), field
+
+
+@pytest.mark.parametrize("name", ["gelu", "silu", "mish", "tanh", "sigmoid", "softplus", "sin"])
+def test_quadrature_integrands_are_the_registry_functions(name):
+    """The float64 forms integrated are the functions of elulab.functional: equal to
+    torch's float64 values on [-5, 5] to 1e-14 relative or 2.5e-16 absolute (about one
+    ulp of 1: torch's 1 + erf and 1 - tanh^2 carry that absolute error); and to the
+    textbook mpmath ones to 4 ulp on [-40, 40], tails included."""
+    from elulab.functional import activation_function
+    from elulab.theory.gaussian import _INTEGRANDS
+
+    f, df = _INTEGRANDS[name]
+    x = np.linspace(-5.0, 5.0, 401)
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    ft = activation_function(name)(xt)
+    (dt,) = torch.autograd.grad(ft.sum(), xt)
+    np.testing.assert_allclose(f(x), ft.detach().numpy(), rtol=1e-14, atol=2.5e-16)
+    np.testing.assert_allclose(df(x), dt.numpy(), rtol=1e-14, atol=2.5e-16)
+    mf, mdf = MP_FUNCTIONS[name]
+    with mp.workdps(60):  # s (1 - s) and sech(x)^2 lose ~17 digits at x = 40
+        for v in np.linspace(-40.0, 40.0, 161):
+            # gelu: erfc's argument x / sqrt 2 is rounded, and erfc's relative condition
+            # number there is x^2 (1300 at x = -36)
+            ulps = 4 * (1 + v * v if name == "gelu" else 1)
+            for ours, exact in ((f(v), mf(mp.mpf(v))), (df(v), mdf(mp.mpf(v)))):
+                assert abs(ours - exact) <= ulps * 2.2e-16 * abs(exact) + 1e-300, (name, v)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", QUAD_NAMES)
+def test_quadrature_grid(name):
+    mus, sigmas = np.meshgrid(QUAD_MUS, QUAD_SIGMAS)
+    got = gm(name, mus, sigmas)
+    assert got.method.startswith("quadrature (")
+    for i, (mu, sigma) in enumerate(zip(mus.ravel(), sigmas.ravel(), strict=True)):
+        _quad_errors(got, i, name, float(mu), float(sigma))
+
+
+@pytest.mark.parametrize(
+    "name, mu, sigma",
+    [("gelu", -20.0, 0.7), ("gelu", -12.0, 1.0), ("silu", -30.0, 2.0), ("tanh", 20.0, 1.0)],
+)
+def test_quadrature_tails_beyond_the_grid(name, mu, sigma):
+    """Where the integrand peaks more than 12 standard deviations from mu (toward 0), the
+    window follows it: GELU's E f^2 at mu = -20, sigma = 0.7 peaks 14 sigma away. (60
+    digits: tanh(20) - tanh(z) needs them.)"""
+    _quad_errors(gm(name, mu, sigma), 0, name, mu, sigma, dps=60)
 
 
 def test_quadrature_sin_against_its_closed_form():
@@ -457,19 +549,23 @@ def test_quadrature_sin_against_its_closed_form():
     }
     want["variance"] = want["second_moment"] - want["mean"] ** 2
     for f in FIELDS:
-        # absolute: E sin z is e^{-50} sin(mu) at sigma = 10, below any relative resolution
-        np.testing.assert_allclose(getattr(got, f), want[f], rtol=1e-10, atol=1e-13)
+        # the closed forms in float64 carry ~1e-16 of absolute rounding (E sin z is
+        # e^{-50} sin(mu) at sigma = 10, below any relative resolution)
+        np.testing.assert_allclose(getattr(got, f), want[f], rtol=1e-13, atol=1e-15)
 
 
 def test_quadrature_gelu_mean_against_closed_form():
-    """E[z Phi(z)] = mu Phi(mu/r) + sigma^2/r phi(mu/r), r = sqrt(1 + sigma^2)."""
-    mu = np.array([-3.0, 0.0, 0.7, 5.0])
-    sigma = np.array([0.2, 1.0, 3.0, 8.0])
-    r = np.sqrt(1 + sigma**2)
-    x = mu / r
-    pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
-    cdf = 0.5 * np.array([math.erfc(-v / math.sqrt(2)) for v in x])
-    np.testing.assert_allclose(gm("gelu", mu, sigma).mean, mu * cdf + sigma**2 / r * pdf, 1e-13)
+    """E[z Phi(z)] = mu Phi(mu/r) + sigma^2/r phi(mu/r), r = sqrt(1 + sigma^2), here at
+    40 digits; deep in the lower tail as well (mu = -8, sigma = 1e-3: -5e-15)."""
+    mu = np.array([-8.0, -6.0, -3.0, 0.0, 0.7, 5.0])
+    sigma = np.array([1e-3, 0.3, 0.2, 1.0, 3.0, 8.0])
+    got = gm("gelu", mu, sigma).mean
+    with mp.workdps(40):
+        for g, m, s in zip(got, mu, sigma, strict=True):
+            r = mp.sqrt(1 + mp.mpf(s) ** 2)
+            x = mp.mpf(m) / r
+            want = m * mp.ncdf(x) + mp.mpf(s) ** 2 / r * mp.npdf(x)
+            assert abs(g - want) <= 1e-13 * abs(want), (m, s, g, want)
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """SELU moment map, Jacobian, fixed-point solver and AlphaDropout (elulab.theory.selu).
 
 References: 40-digit mpmath (quadrature for the map, numerical differentiation of the
-map for the Jacobian), the published constants, torch's AlphaDropout.
+map for the Jacobian, the textbook closed form iterated for the iterates), the published
+constants, torch's AlphaDropout, and the textbook formulas in float64 for the basin.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ import torch.nn.functional as F
 from elulab.functional import SELU_ALPHA, SELU_LAMBDA
 from elulab.theory import (
     alpha_dropout_parameters,
+    basin_of_attraction,
+    iterate_moment_map,
     moment_map,
+    moment_map_flow,
     moment_map_jacobian,
     solve_selu_parameters,
 )
@@ -245,3 +249,129 @@ def test_moment_map_is_vectorised():
     for i, (m, n) in enumerate([(0.0, 1.0), (0.5, 2.0)]):
         a, b = moment_map(m, n, omega=1.0)
         assert mu_t[i] == a and nu_t[i] == b
+
+
+# ---------------------------------------------------------------------------------------
+# flow field, iterates, basin of attraction
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_moment_map_flow_against_mpmath_quadrature(case):
+    """The displacement g(mu, nu) - (mu, nu): the map's 1e-12 plus the rounding of one
+    subtraction (|x| * 2.2e-16); an exact zero (the mean at a fixed point) in absolute."""
+    mu, nu, lam, alpha, omega, tau = case
+    got = moment_map_flow(mu, nu, lam=lam, alpha=alpha, omega=omega, tau=tau)
+    with mp.workdps(DPS):
+        want = mp_moment_map(*(mp.mpf(x) for x in case))
+        for g, w, x in zip(got, want, (mu, nu), strict=True):
+            bound = 1e-12 * abs(w) + 2.2e-16 * abs(x) + 1e-15
+            assert abs(g - (w - x)) <= bound, (g, w - x)
+    mus, nus = np.meshgrid([-0.5, 0.5], [0.2, 2.0])
+    d_mu, d_nu = moment_map_flow(mus, nus)
+    assert d_mu.shape == d_nu.shape == (2, 2)
+    _, nu_t = moment_map(mus, nus)
+    np.testing.assert_array_equal(d_nu, nu_t - nus)
+
+
+def _mp_iterate(mu, nu, steps, lam=SELU_LAMBDA, alpha=SELU_ALPHA, omega=0.0, tau=1.0):
+    """The textbook closed form iterated at 30 digits (an independent implementation)."""
+    with mp.workdps(30):
+        m, v = mp.mpf(mu), mp.mpf(nu)
+        args = [mp.mpf(x) for x in (lam, alpha, omega, tau)]
+        for _ in range(steps):
+            m, v = mp_moment_map_closed(m, v, *args)
+        return m, v
+
+
+@pytest.mark.parametrize(
+    "start, steps, kw",
+    [
+        ((0.5, 3.0), 40, {}),  # the paper's convention: straight to (0, 1)
+        ((-1.0, 0.2), 40, {}),
+        ((2.0, 4.0), 60, {"omega": 0.3}),
+        ((0.0, 1.0), 200, {"tau": 0.5625}),  # Kaiming's SELU gain: another fixed point
+        ((0.3, 0.7), 30, {"lam": 1.07, "alpha": 1.98, "omega": 0.5, "tau": 1.1}),
+    ],
+)
+def test_iterate_moment_map_against_mpmath_iteration(start, steps, kw):
+    m, v, alive = iterate_moment_map(*start, steps, **kw)
+    assert isinstance(m, float) and isinstance(alive, bool) and alive
+    want_m, want_v = _mp_iterate(*start, steps, **kw)
+    # each step is good to 1e-12 (theory.gaussian); the map contracts here, so errors
+    # do not grow over the steps
+    assert abs(m - want_m) <= 1e-12 * max(abs(want_m), 1e-3)
+    assert abs(v - want_v) <= 1e-12 * want_v
+
+
+def test_kaiming_gain_fixed_point():
+    """tau = 0.75^2 (kaiming_normal_(nonlinearity="selu")): the statistics settle at a
+    fixed point of the 30-digit map far from (0, 1), with a variance near 0.027. (The map
+    contracts slowly there, eigenvalue 0.94: 800 steps take it to float64 resolution.)"""
+    m, v, _ = iterate_moment_map(0.0, 1.0, 800, tau=0.5625)
+    with mp.workdps(30):
+        args = [mp.mpf(x) for x in (SELU_LAMBDA, SELU_ALPHA, 0.0, 0.5625)]
+        gm_, gv = mp_moment_map_closed(mp.mpf(m), mp.mpf(v), *args)
+    # measured: 1e-16 relative (the map is good to 1e-12)
+    assert abs(gm_ - m) <= 1e-12 * abs(m) and abs(gv - v) <= 1e-12 * v
+    assert -0.03 < m < -0.02 and 0.02 < v < 0.03
+
+
+def test_iterate_moment_map_stops_points_that_explode_or_vanish():
+    m, v, alive = iterate_moment_map([0.0, 0.0], [1.0, 1.0], 500, tau=3.0)
+    assert not alive.any() and np.all(v > 1e6) and np.all(np.isfinite(v))
+    # stopped at the first step past the bound, so v is at most one step beyond it
+    assert np.all(v < 1e6 * 4.0)
+    m, v, alive = iterate_moment_map(0.0, 1.0, 500, tau=1e-3)
+    assert not alive and v <= 1e-12  # vanishing variance
+    m, v, alive = iterate_moment_map(np.array([[0.2, -0.3]]), 1.5, 0)
+    assert m.shape == (1, 2) and v.tolist() == [[1.5, 1.5]] and alive.all()
+    with pytest.raises(ValueError, match="steps must be an integer >= 0"):
+        iterate_moment_map(0.0, 1.0, -1)
+    with pytest.raises(ValueError, match="nu"):
+        iterate_moment_map(0.0, -1.0, 3)
+
+
+def _textbook_basin(mu, nu, steps, omega):
+    """The basin by iterating the textbook closed form in float64 (other formulas than
+    theory.gaussian's), with the same stopping and arrival rules."""
+    from scipy.special import ndtr
+
+    m, v = mu.copy(), nu.copy()
+    alive = np.ones(m.shape, dtype=bool)
+    lam, alpha = SELU_LAMBDA, SELU_ALPHA
+    with np.errstate(all="ignore"):  # exploding points overflow to inf / nan: stopped
+        for _ in range(steps):
+            z, s2 = m * omega, v
+            s = np.sqrt(s2)
+            c = z / s
+            pdf = np.exp(-c * c / 2) / math.sqrt(2 * math.pi)
+            q1 = np.exp(z + s2 / 2) * ndtr(-c - s)
+            q2 = np.exp(2 * z + 2 * s2) * ndtr(-c - 2 * s)
+            e1 = lam * (z * ndtr(c) + s * pdf + alpha * (q1 - ndtr(-c)))
+            e2 = lam**2 * (
+                (z * z + s2) * ndtr(c) + z * s * pdf + alpha**2 * (q2 - 2 * q1 + ndtr(-c))
+            )
+            m, v = np.where(alive, e1, m), np.where(alive, e2 - e1 * e1, v)
+            alive &= np.isfinite(m) & np.isfinite(v) & (v > 1e-12) & (v <= 1e6)
+    return alive & (np.abs(m) < 1e-6) & (np.abs(v - 1) < 1e-6)
+
+
+def test_basin_of_attraction():
+    # the paper's convention: the mean does not enter, every start point converges
+    mus, nus = np.meshgrid(np.linspace(-3, 3, 7), np.linspace(0.02, 6, 7), indexing="ij")
+    assert basin_of_attraction(mus, nus).all()
+    # omega = 0.8: (0, 1) still attracts (spectral radius 0.93), but large positive means
+    # explode and very negative means with small variances collapse: a partial basin,
+    # equal point by point to the one of the textbook formulas. 600 steps: 0.93^600 is
+    # 1e-19, so no start point is still on its way at the end.
+    mus, nus = np.meshgrid(np.linspace(-6, 6, 13), np.linspace(0.25, 20, 9), indexing="ij")
+    ok = basin_of_attraction(mus, nus, steps=600, omega=0.8)
+    assert 0 < ok.sum() < ok.size
+    np.testing.assert_array_equal(ok, _textbook_basin(mus, nus, 600, 0.8))
+    # Kaiming's gain: nothing reaches (0, 1), but everything reaches its own fixed point
+    m, v, _ = iterate_moment_map(0.0, 1.0, 400, tau=0.5625)
+    assert not basin_of_attraction(mus[:3, :3], nus[:3, :3], tau=0.5625).any()
+    assert basin_of_attraction(0.5, 2.0, steps=400, tau=0.5625, target=(m, v), tol=1e-9)
+    with pytest.raises(ValueError, match="tol must be > 0"):
+        basin_of_attraction(0.0, 1.0, tol=0.0)

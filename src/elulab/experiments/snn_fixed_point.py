@@ -1,37 +1,27 @@
 r"""C5, the analytic half: SELU's fixed point, its stability, and what deep random nets do.
 
-The claim: SELU (:math:`\lambda x` for :math:`x>0`, :math:`\lambda\alpha(e^x-1)`
-otherwise) with LeCun-normal weights (variance :math:`1/n`) and AlphaDropout drives the
-activations of every layer to mean 0 and variance 1 with no normalisation layer; the
-constants :math:`\lambda, \alpha` follow from exact Gaussian moments of ELU.
+The claim: SELU (:math:`\lambda x` for :math:`x>0`, :math:`\lambda\alpha(e^x-1)` otherwise)
+with LeCun-normal weights (variance :math:`1/n`) and AlphaDropout drives the activations
+of every layer to mean 0 and variance 1 with no normalisation layer; the constants
+:math:`\lambda, \alpha` follow from exact Gaussian moments of ELU.
 
-What this experiment does:
+Protocol: (1) derive :math:`(\lambda, \alpha)`, their error against the published digits,
+and the spectral norm of the moment map's Jacobian at (0, 1) (< 1: it attracts); (2) the
+moment map's flow field and basin of attraction on grids (:math:`\omega = 0, \tau = 1`;
+:mod:`elulab.theory.selu`); (3) standardised MNIST images through deep random networks,
+each layer's activation mean and variance pooled over units and images, for the
+:data:`SETUPS` (SELU + LeCun; SELU + ``kaiming_normal_(nonlinearity="selu")``, gain 3/4,
+the common PyTorch mistake; ELU / ReLU + He; tanh + Xavier), each without and with dropout
+(AlphaDropout for SELU, standard dropout for the others and, a second mistake, for SELU).
 
-1. Derives :math:`(\lambda, \alpha)` from the fixed-point equations with
-   :func:`elulab.theory.selu.solve_selu_parameters` and reports the error against the
-   published digits; gives the spectral norm of the moment map's Jacobian at the fixed
-   point (< 1 means the fixed point attracts).
-2. Evaluates the moment map :math:`(\mu, \nu) \mapsto (\tilde\mu, \tilde\nu)`
-   (:math:`\omega = 0, \tau = 1`) on a grid (the flow field) and iterates it from every
-   grid point: the points that end at (0, 1) are the basin of attraction.
-3. Feeds real standardised inputs (MNIST images, each pixel standardised over the
-   images) through deep random networks (``depth`` layers of width ``width``) and
-   measures each layer's activation mean and variance (pooled over units and inputs),
-   for SELU + LeCun, SELU + ``kaiming_normal_(nonlinearity="selu")`` (gain 3/4, the
-   common PyTorch mistake), ELU + He, ReLU + He and tanh + Xavier (gain 5/3), each
-   without and with dropout (AlphaDropout for SELU; standard dropout for the others and,
-   as a second mistake, for SELU).
-
-The verdict: supported if the constants match to ``1e-12``, the spectral norm is below
-1, and SELU + LeCun's per-layer statistics stay inside the band
+Verdict: supported (2 or more seeds) if the constants match to ``1e-12``, the spectral
+norm is below 1, SELU + LeCun, with and without AlphaDropout, stays inside the band
 (:math:`|\mu| \le` ``band_mean``, :math:`|\nu - 1| \le` ``band_var``) at every layer from
-``burn_in`` to ``depth``, with and without AlphaDropout, in every seed, while the
-other set-ups leave it. The effect is the largest :math:`|\nu - 1|` of SELU + LeCun,
-with or without AlphaDropout, over those layers (mean over seeds, t-interval).
+``burn_in`` on in every seed, and every other set-up leaves it; mixed if another stays
+too. Effect: SELU + LeCun's largest :math:`|\nu - 1|` there (mean over seeds, t-interval).
 
-References:
-    Self-Normalizing Neural Networks (Klambauer, Unterthiner, Mayr, Hochreiter, 2017),
-    arXiv:1706.02515.
+References: Self-Normalizing Neural Networks (Klambauer, Unterthiner, Mayr, Hochreiter,
+2017), arXiv:1706.02515.
 """
 
 from __future__ import annotations
@@ -39,14 +29,21 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from ..lab.api import Experiment, Figure, RunContext, RunResult, Series, Verdict
-from ._plotting import pyplot, save_figure
+from .. import theory
+from ..data.mnist import load_mnist
+from ..lab.api import Experiment, Figure, RunContext, RunResult, Series, param
+from ..lab.plots import band, panels, save
+from ..lab.stats import Effect, mean_ci
+from ..lab.verdicts import Check, Verdict, key, per_seed
+from ..nn import AlphaDropout, get_activation, lecun_normal_
+from ..train import generator, seeded
 
 __all__ = ["PUBLISHED_ALPHA", "PUBLISHED_LAMBDA", "SETUPS", "SnnFixedPoint", "layer_statistics"]
 
@@ -62,57 +59,38 @@ SETUPS: dict[str, tuple[str, float]] = {
     "relu_he": ("relu", math.sqrt(2.0)),
     "tanh_xavier": ("tanh", 5.0 / 3.0),  # torch.nn.init.calculate_gain("tanh")
 }
+SELU_LECUN = ("selu_lecun", "selu_lecun+alphadropout")
 
 
 @dataclass(frozen=True)
 class Config:
-    """Settings of :class:`SnnFixedPoint`.
+    """Settings of :class:`SnnFixedPoint`."""
 
-    Args:
-        seeds: independent random networks (and input subsets).
-        depth, width: the random networks' size.
-        n_inputs: MNIST images pushed through each network.
-        dropout: the dropout rate of the "with dropout" runs.
-        band_mean, band_var: the band around (0, 1) the verdict checks.
-        burn_in: the first layer the band applies to (layers count from 1).
-        grid: the flow field's resolution (points per axis).
-        basin_grid: the basin map's resolution.
-        basin_iters: moment-map iterations when classifying a start point.
-    """
-
-    seeds: int = 1
-    depth: int = 64
-    width: int = 256
-    n_inputs: int = 512
-    dropout: float = 0.1
-    band_mean: float = 0.1
-    band_var: float = 0.1
-    burn_in: int = 8
-    grid: int = 15
-    basin_grid: int = 40
-    basin_iters: int = 200
+    seeds: int = param(1, "independent random networks (and input subsets)", ge=1)
+    depth: int = param(64, "layers of each random network", ge=2)
+    width: int = param(256, "units per layer", ge=2)
+    n_inputs: int = param(512, "MNIST images pushed through each network", ge=2)
+    dropout: float = param(0.1, "dropout rate of the 'with dropout' runs", gt=0.0, lt=1.0)
+    band_mean: float = param(0.1, "the verdict's band: largest |activation mean|", gt=0.0)
+    band_var: float = param(0.1, "the verdict's band: largest |activation variance - 1|", gt=0.0)
+    burn_in: int = param(8, "first layer (counted from 1) the band applies to, <= depth", ge=1)
+    grid: int = param(15, "flow field: points per axis", ge=2)
+    basin_grid: int = param(40, "basin of attraction: points per axis", ge=2)
+    basin_iters: int = param(200, "moment-map iterations from each start point", ge=2)
 
     def validate(self) -> None:
-        for name in ("depth", "width", "n_inputs", "grid", "basin_grid", "basin_iters"):
-            if getattr(self, name) < 2:
-                raise ValueError(f"{name} must be >= 2")
-        if not 0.0 < self.dropout < 1.0:
-            raise ValueError(f"dropout must be in (0, 1), got {self.dropout}")
-        if not 1 <= self.burn_in <= self.depth:
+        if self.burn_in > self.depth:
             raise ValueError(f"burn_in must be in 1 .. depth ({self.depth}), got {self.burn_in}")
-        if self.band_mean <= 0 or self.band_var <= 0:
-            raise ValueError("band_mean and band_var must be positive")
 
 
 def _variants() -> list[tuple[str, str, float, str]]:
     """(label, activation, gain, dropout kind) for every measured set-up."""
     out = []
     for name, (act, gain) in SETUPS.items():
-        out.append((name, act, gain, "none"))
-        out.append((f"{name}+{'alpha' if act == 'selu' else ''}dropout", act, gain,
-                    "alpha" if act == "selu" else "standard"))  # fmt: skip
-    out.append(("selu_lecun+standard_dropout", "selu", 1.0, "standard"))
-    return out
+        kind = "alpha" if act == "selu" else "standard"
+        label = f"{name}+{'alpha' if kind == 'alpha' else ''}dropout"
+        out += [(name, act, gain, "none"), (label, act, gain, kind)]
+    return [*out, ("selu_lecun+standard_dropout", "selu", 1.0, "standard")]
 
 
 @torch.no_grad()
@@ -129,22 +107,10 @@ def layer_statistics(
 ) -> tuple[list[float], list[float]]:
     """Mean and variance of each layer's activations in a deep random MLP (train mode).
 
-    Layer ``l`` computes ``h_l = drop(act(W_l h_{l-1}))`` with
-    ``W_l ~ N(0, gain^2 / n)`` (:func:`elulab.nn.lecun_normal_` with ``gain``) and zero
-    biases; mean and variance are pooled over all units and inputs.
-
-    Arguments:
-        x: inputs ``(N, D)``.
-        activation: a name :func:`elulab.nn.get_activation` knows.
-        depth, width: layers and units per layer.
-        gain: weight standard deviation times ``sqrt(fan_in)``.
-        dropout: ``"none"``, ``"alpha"`` (:class:`elulab.nn.AlphaDropout`) or
-            ``"standard"`` (``torch.nn.Dropout``), applied after every activation.
-        rate: the dropout rate.
-        seed: seeds the weights and the dropout masks.
-
-    Returns:
-        ``(means, variances)``, one value per layer.
+    ``h_l = drop(act(W_l h_{l-1}))``, ``W_l ~ N(0, gain^2 / n)`` from
+    :func:`elulab.train.generator` ``(seed)``, zero biases; ``drop``: ``"none"``, ``"alpha"``
+    (:class:`elulab.nn.AlphaDropout`) or ``"standard"`` (``nn.Dropout``) at ``rate``, masks
+    from :func:`elulab.train.seeded` ``(seed + 1)``; pooled over units and inputs.
 
     Example:
         >>> m, v = layer_statistics(torch.randn(256, 32), activation="selu", depth=4,
@@ -152,111 +118,75 @@ def layer_statistics(
         >>> len(m), len(v)
         (4, 4)
     """
-    from ..nn import AlphaDropout, get_activation, lecun_normal_
-
-    if dropout not in ("none", "alpha", "standard"):
+    drops = {"none": None, "alpha": AlphaDropout, "standard": torch.nn.Dropout}
+    if dropout not in drops:
         raise ValueError(f"dropout must be 'none', 'alpha' or 'standard', got {dropout!r}")
-    gen = torch.Generator().manual_seed(int(seed))
-    act = get_activation(activation)
-    drop: torch.nn.Module | None = None
-    if dropout == "alpha":
-        drop = AlphaDropout(rate)
-    elif dropout == "standard":
-        drop = torch.nn.Dropout(rate)
-    state = torch.random.get_rng_state()
-    torch.manual_seed(int(seed) + 1)  # dropout masks; global state restored below
+    gen, act = generator(seed), get_activation(activation)
+    drop = None if drops[dropout] is None else drops[dropout](rate).train()
     means, variances = [], []
-    try:
+    with seeded(seed + 1):
         h = x.to(torch.float32)
         for _ in range(depth):
-            w = torch.empty(width, h.shape[1])
-            lecun_normal_(w, gain=gain, generator=gen)
+            w = lecun_normal_(torch.empty(width, h.shape[1]), gain=gain, generator=gen)
             h = act(h @ w.T)
-            if drop is not None:
-                h = drop.train()(h)
+            h = h if drop is None else drop(h)
             means.append(float(h.mean()))
             variances.append(float(h.var()))
-    finally:
-        torch.random.set_rng_state(state)
     return means, variances
 
 
 def _mnist_inputs(n: int, seed: int, root: Path | None) -> torch.Tensor:
     """``n`` MNIST images, each pixel standardised over all 10,000 (constant pixels: 0)."""
-    from ..data.mnist import load_mnist
-
-    images, _ = load_mnist(root)
-    x = images.reshape(len(images), -1).double()
+    x = load_mnist(root)[0].flatten(1).double()
     mu, sd = x.mean(0), x.std(0)
     z = torch.where(sd > 0, (x - mu) / torch.where(sd > 0, sd, 1.0), 0.0)
-    # rescale so the input's pooled variance is 1 (constant border pixels count as 0)
-    z = z / z.std()
-    idx = torch.randperm(len(z), generator=torch.Generator().manual_seed(seed))[:n]
-    return z[idx].float()
+    z = z / z.std()  # the input's pooled variance is 1 (constant border pixels count as 0)
+    return z[torch.randperm(len(z), generator=generator(seed))[:n]].float()
+
+
+def _table(**columns: Any) -> list[dict[str, Any]]:
+    """Rows ``{name: value}`` from equally shaped arrays (JSON-able Python scalars)."""
+    values = [np.ravel(c).tolist() for c in columns.values()]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
 
 
 def _theory(config: Config) -> tuple[dict[str, float], dict[str, list[dict]]]:
-    from fractions import Fraction
-
-    from ..theory.selu import (
-        alpha_dropout_parameters,
-        moment_map,
-        moment_map_jacobian,
-        solve_selu_parameters,
-    )
-
-    p = solve_selu_parameters(mean=0.0, var=1.0)
-    lam, alpha = float(p.lam), float(p.alpha)
+    """Constants, Jacobian, AlphaDropout, flow field, basin, the Kaiming-gain fixed point."""
+    p = theory.solve_selu_parameters(mean=0.0, var=1.0)  # with the Jacobian at (0, 1)
+    sel = {"lam": float(p.lam), "alpha": float(p.alpha)}
     metrics = {
-        "lambda": lam,
-        "alpha": alpha,
+        "lambda": sel["lam"],
+        "alpha": sel["alpha"],
         # exact rational arithmetic: the float64 result against the printed digits
         "lambda_abs_error": float(abs(Fraction(p.lam) - Fraction(PUBLISHED_LAMBDA))),
         "alpha_abs_error": float(abs(Fraction(p.alpha) - Fraction(PUBLISHED_ALPHA))),
+        "jacobian_spectral_norm": float(p.spectral_norm),
+        "jacobian_spectral_radius": float(np.max(np.abs(np.linalg.eigvals(p.jacobian)))),
     }
-    jac = np.asarray(moment_map_jacobian(0.0, 1.0, lam=lam, alpha=alpha), dtype=np.float64)
-    metrics["jacobian_spectral_norm"] = float(np.linalg.norm(jac, 2))
-    metrics["jacobian_spectral_radius"] = float(np.max(np.abs(np.linalg.eigvals(jac))))
     for q in (0.05, 0.1):
-        ad = alpha_dropout_parameters(q, mean=0.0, var=1.0, lam=lam, alpha=alpha)
-        metrics[f"alpha_dropout_a/{q}"] = float(ad.a)
-        metrics[f"alpha_dropout_b/{q}"] = float(ad.b)
-
-    mus = np.linspace(-1.0, 1.0, config.grid)
-    nus = np.linspace(0.1, 3.0, config.grid)
-    M, N = np.meshgrid(mus, nus, indexing="ij")
-    m1, v1 = moment_map(M, N, lam=lam, alpha=alpha)
-    flow = [
-        {"mu": float(a), "nu": float(b), "dmu": float(c - a), "dnu": float(d - b)}
-        for a, b, c, d in zip(M.ravel(), N.ravel(), np.ravel(m1), np.ravel(v1), strict=False)
-    ]
-    # the basin: iterate the map from every grid point (vectorised); a start point
-    # belongs to it if it reaches (0, 1) within 1e-6 in basin_iters steps
-    BM, BN = np.meshgrid(
-        np.linspace(-3.0, 3.0, config.basin_grid),
-        np.linspace(0.02, 6.0, config.basin_grid),
-        indexing="ij",
-    )
-    m, v = BM.ravel().copy(), BN.ravel().copy()
-    alive = np.ones(m.shape, dtype=bool)
-    for _ in range(config.basin_iters):
-        nm, nv = moment_map(m[alive], v[alive], lam=lam, alpha=alpha)
-        m[alive], v[alive] = nm, nv
-        bad = ~np.isfinite(m) | ~np.isfinite(v) | (v <= 1e-12) | (v > 1e6)
-        alive &= ~bad
-    ok = alive & (np.abs(m) < 1e-6) & (np.abs(v - 1) < 1e-6)
-    basin = [
-        {"mu": float(a), "nu": float(b), "to_fixed_point": bool(c)}
-        for a, b, c in zip(BM.ravel(), BN.ravel(), ok, strict=False)
-    ]
+        ad = theory.alpha_dropout_parameters(q, mean=0.0, var=1.0, **sel)
+        metrics[key("alpha_dropout_a", q)] = float(ad.a)
+        metrics[key("alpha_dropout_b", q)] = float(ad.b)
+    g = config.grid
+    mu, nu = np.meshgrid(np.linspace(-1.0, 1.0, g), np.linspace(0.1, 3.0, g), indexing="ij")
+    dmu, dnu = theory.moment_map_flow(mu, nu, **sel)
+    g = config.basin_grid
+    bmu, bnu = np.meshgrid(np.linspace(-3.0, 3.0, g), np.linspace(0.02, 6.0, g), indexing="ij")
+    ok = theory.basin_of_attraction(bmu, bnu, steps=config.basin_iters, **sel)
     # where the statistics go with PyTorch's Kaiming gain for SELU (tau = 0.75^2)
-    m, v = 0.0, 1.0
-    for _ in range(config.basin_iters):
-        m, v = moment_map(m, v, lam=lam, alpha=alpha, tau=0.5625)
+    m, v, _ = theory.iterate_moment_map(0.0, 1.0, config.basin_iters, tau=0.5625, **sel)
     metrics["kaiming_selu_fixed_point_mean"] = float(m)
     metrics["kaiming_selu_fixed_point_var"] = float(v)
-    metrics["basin_fraction"] = float(np.mean([b["to_fixed_point"] for b in basin]))
-    return metrics, {"flow": flow, "basin": basin}
+    metrics["basin_fraction"] = float(np.mean(ok))
+    flow = _table(mu=mu, nu=nu, dmu=dmu, dnu=dnu)
+    return metrics, {"flow": flow, "basin": _table(mu=bmu, nu=bnu, to_fixed_point=ok)}
+
+
+def _rule(label: str, ok: bool, effect: Any, n: int, threshold: float, note: str = "") -> Check:
+    """A sub-claim decided by a fixed rule (no t-test): ``effect`` below ``threshold``."""
+    eff = effect if isinstance(effect, Effect) else Effect(float(effect), math.nan, math.nan)
+    kw = {"effect": eff, "n": n, "threshold": threshold, "direction": "less", "note": note}
+    return Check(label=label, status="supported" if ok else "not supported", **kw)
 
 
 class SnnFixedPoint(Experiment):
@@ -268,167 +198,99 @@ class SnnFixedPoint(Experiment):
     Config = Config
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {"seeds": 2},
-        "full": {
-            "seeds": 5,
-            "depth": 128,
-            "width": 512,
-            "n_inputs": 2000,
-            "grid": 21,
-            "basin_grid": 80,
-        },
+        "full": dict(seeds=5, depth=128, width=512, n_inputs=2000, grid=21, basin_grid=80),
+        "smoke": dict(seeds=2, depth=4, width=16, n_inputs=32, burn_in=2, grid=3, basin_grid=3),
     }
 
     def run(self, config: Config, seed: int, context: RunContext) -> RunResult:
         metrics, tables = _theory(config)
         x = _mnist_inputs(config.n_inputs, seed, context.data_dir)
-        layers = [float(i) for i in range(1, config.depth + 1)]
-        means: dict[str, list[float]] = {}
-        variances: dict[str, list[float]] = {}
-        variants = _variants()
+        means, variances, variants, b = {}, {}, _variants(), config.burn_in - 1
+        size = {"depth": config.depth, "width": config.width, "rate": config.dropout}
         for k, (label, act, gain, drop) in enumerate(variants):
-            m, v = layer_statistics(
-                x, activation=act, depth=config.depth, width=config.width, gain=gain,
-                dropout=drop, rate=config.dropout, seed=seed * 1000 + k,
-            )  # fmt: skip
-            means[label], variances[label] = m, v
-            b = config.burn_in - 1
-            metrics[f"max_abs_mean/{label}"] = float(np.max(np.abs(m[b:])))
-            metrics[f"max_abs_var_dev/{label}"] = float(np.max(np.abs(np.asarray(v[b:]) - 1)))
-            metrics[f"final_mean/{label}"] = m[-1]
-            metrics[f"final_var/{label}"] = v[-1]
+            stats = layer_statistics(
+                x, activation=act, gain=gain, dropout=drop, seed=seed * 1000 + k, **size
+            )
+            m, v = means[label], variances[label] = stats
+            metrics[key("max_abs_mean", label)] = float(np.max(np.abs(m[b:])))
+            metrics[key("max_abs_var_dev", label)] = float(np.max(np.abs(np.asarray(v[b:]) - 1)))
+            metrics[key("final_mean", label)] = m[-1]
+            metrics[key("final_var", label)] = v[-1]
             context.progress(k + 1, len(variants))
-        series = {
-            "mean": Series(layers, means, "layer", "activation mean"),
-            "var": Series(layers, variances, "layer", "activation variance", logy=True),
-        }
-        return RunResult(metrics=metrics, series=series, tables=tables)
+        layers = [float(i) for i in range(1, config.depth + 1)]
+        mean = Series(layers, means, "layer", "activation mean")
+        var = Series(layers, variances, "layer", "activation variance", logy=True)
+        return RunResult(metrics=metrics, series={"mean": mean, "var": var}, tables=tables)
 
     def verdict(self, config: Config, results: Sequence[RunResult]) -> list[Verdict]:
-        from ..lab.stats import mean_ci
+        span = f"layers {config.burn_in}..{config.depth}"
+        what = f"largest |variance - 1| of SELU+LeCun (with or without AlphaDropout) over {span}"
+        if not results:
+            return [Verdict.inconclusive("C5", "no runs", effect_name=what)]
+        n, r0 = len(results), results[0].metrics
 
-        n = len(results)
+        def inside(label: str) -> bool:  # in the band at every layer, in every seed
+            mean, var = (per_seed(results, q, label) for q in ("max_abs_mean", "max_abs_var_dev"))
+            return bool(np.all(mean <= config.band_mean) and np.all(var <= config.band_var))
 
-        def inside(label: str, r: RunResult) -> bool:
-            return (
-                r.metrics[f"max_abs_mean/{label}"] <= config.band_mean
-                and r.metrics[f"max_abs_var_dev/{label}"] <= config.band_var
-            )
-
-        r0 = results[0].metrics
-        const_ok = max(r0["lambda_abs_error"], r0["alpha_abs_error"]) <= 1e-12
-        stable = r0["jacobian_spectral_norm"] < 1.0
-        selu_ok = {lab: all(inside(lab, r) for r in results)
-                   for lab in ("selu_lecun", "selu_lecun+alphadropout")}  # fmt: skip
-        others = [lab for lab, *_ in _variants() if lab not in selu_ok]
-        drifting = {lab: not all(inside(lab, r) for r in results) for lab in others}
-        eff, lo, hi = mean_ci(
-            [max(r.metrics[f"max_abs_var_dev/{lab}"] for lab in selu_ok) for r in results]
-        )
-        stay = [lab for lab, d in drifting.items() if not d]
-        if not (const_ok and stable):
-            status = "not supported"
-        elif all(selu_ok.values()) and not stay:
-            status = "supported" if n >= 2 else "inconclusive"
-        elif all(selu_ok.values()):
-            status = "mixed"
-        else:
-            status = "not supported"
+        err, norm = max(r0["lambda_abs_error"], r0["alpha_abs_error"]), r0["jacobian_spectral_norm"]
+        selu_ok = all(inside(lab) for lab in SELU_LECUN)
+        stay = [lab for lab, *_ in _variants() if lab not in SELU_LECUN and inside(lab)]
+        worst = np.max([per_seed(results, "max_abs_var_dev", lab) for lab in SELU_LECUN], axis=0)
         band = f"|mean| <= {config.band_mean}, |var - 1| <= {config.band_var}"
-        summary = (
-            f"lambda, alpha derived to within {max(r0['lambda_abs_error'], r0['alpha_abs_error']):.1e} "
-            f"of the published digits; Jacobian spectral norm at (0, 1) "
-            f"{r0['jacobian_spectral_norm']:.4f}. Through {config.depth} layers of width "
-            f"{config.width} on standardised MNIST ({n} seed(s)), SELU+LeCun "
-            f"{'stays' if selu_ok['selu_lecun'] else 'does not stay'} and with AlphaDropout "
-            f"{'stays' if selu_ok['selu_lecun+alphadropout'] else 'does not stay'} within "
-            f"{band} from layer {config.burn_in}; "
-            + (
-                f"also inside the band: {', '.join(stay)}."
-                if stay
-                else "every other set-up leaves it."
-            )
-        )
-        return [
-            Verdict(
-                "C5",
-                status,
-                eff,
-                lo,
-                hi,
-                n,
-                summary,
-                "largest |variance - 1| of SELU+LeCun (with or without AlphaDropout) over layers "
-                f"{config.burn_in}..{config.depth}",
-            )
+        note = f"{band} at every layer in every seed: {'yes' if selu_ok else 'no'}"
+        selu = _rule(what, selu_ok, mean_ci(worst), n, config.band_var, note)
+        checks = [
+            _rule("error of lambda, alpha vs the published digits", err <= 1e-12, err, 1, 1e-12),
+            _rule("spectral norm of the moment map's Jacobian at (0, 1)", norm < 1.0, norm, 1, 1.0),
+            selu,
+            _rule("other set-ups inside the band", not stay, len(stay), 1, 1, ", ".join(stay)),
         ]
+        status = "mixed" if stay else "supported" if n >= 2 else "inconclusive"
+        status = status if err <= 1e-12 and norm < 1.0 and selu_ok else "not supported"
+        pre = f"{config.depth} layers of width {config.width}, standardised MNIST:"
+        rule = "Supported when all four hold, with 2 or more seeds; mixed when only the last fails."
+        kw = {"effect": selu, "effect_name": what, "n_seeds": n, "preamble": pre, "notes": [rule]}
+        return [Verdict.from_checks("C5", checks, status=status, **kw)]
 
     def figures(self, config: Config, results: Sequence[RunResult], out_dir: Path) -> list[Figure]:
-        plt = pyplot()
-
-        out_dir = Path(out_dir)
-        figs: list[Figure] = []
-        r0 = results[0]
-        flow = r0.tables["flow"]
-        basin = r0.tables["basin"]
-        fig, ax = plt.subplots(figsize=(6, 5))
-        bm = sorted({b["mu"] for b in basin})
-        bn = sorted({b["nu"] for b in basin})
+        r0, basin = results[0], results[0].tables["basin"]
+        fig, (ax,) = panels(1, width=6.0, height=5.0)
+        bm, bn = sorted({b["mu"] for b in basin}), sorted({b["nu"] for b in basin})
         grid = np.array([[float(b["to_fixed_point"]) for b in basin if b["mu"] == m] for m in bm])
         ax.pcolormesh(bm, bn, grid.T, cmap="Greens", vmin=0, vmax=2.5, shading="nearest")
-        mu = np.array([f["mu"] for f in flow])
-        nu = np.array([f["nu"] for f in flow])
-        dmu = np.array([f["dmu"] for f in flow])
-        dnu = np.array([f["dnu"] for f in flow])
-        ax.quiver(mu, nu, dmu, dnu, angles="xy", scale_units="xy", scale=2, width=0.003)
+        arrows = ([row[k] for row in r0.tables["flow"]] for k in ("mu", "nu", "dmu", "dnu"))
+        ax.quiver(*arrows, angles="xy", scale_units="xy", scale=2, width=0.003)
         ax.plot([0], [1], "r*", ms=14, label="fixed point (0, 1)")
-        ax.set_xlim(-1.05, 1.05)
-        ax.set_ylim(0.0, 3.1)
-        ax.set_xlabel(r"mean $\mu$")
-        ax.set_ylabel(r"variance $\nu$")
-        frac = r0.metrics["basin_fraction"]
-        ax.set_title(
-            f"SELU moment map ($\\omega=0, \\tau=1$); spectral norm {r0.metrics['jacobian_spectral_norm']:.3f}",
-            fontsize=9,
-        )
+        ax.set(xlim=(-1.05, 1.05), ylim=(0.0, 3.1), xlabel=r"mean $\mu$", ylabel=r"variance $\nu$")
+        norm, frac = r0.metrics["jacobian_spectral_norm"], r0.metrics["basin_fraction"]
+        ax.set_title(f"SELU moment map ($\\omega=0, \\tau=1$); spectral norm {norm:.3f}", size=9)
         ax.legend(loc="upper right", fontsize=8)
-        fig.tight_layout()
-        p = out_dir / "snn_flow_field.png"
-        save_figure(fig, p, dpi=120)
-        figs.append(
-            Figure(
-                p,
-                "Arrows: one step of the moment map (mu, nu) -> (mu', nu') for SELU with "
-                "LeCun weights; green: start points that converge to the fixed point (0, 1) "
-                f"({100 * frac:.0f}% of mu in [-3, 3], nu in (0, 6]).",
-            )
+        caption = (
+            f"Arrows: one step of the SELU moment map (LeCun weights); green: start points "
+            f"that reach (0, 1) ({100 * frac:.0f}% of mu in [-3, 3], nu in (0, 6])."
         )
-        for key, ylabel in (("var", "variance"), ("mean", "mean")):
-            fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-            for ax, with_drop in zip(axes, (False, True), strict=False):
-                s = r0.series[key]
-                for label, _ys in s.ys.items():
-                    if ("dropout" in label) != with_drop:
-                        continue
-                    vals = np.array([r.series[key].ys[label] for r in results])
-                    ax.plot(s.x, vals.mean(0), label=label, lw=2 if "selu_lecun" in label else 1)
-                if key == "var":
-                    ax.set_yscale("log")
-                    ax.axhspan(1 - config.band_var, 1 + config.band_var, color="green", alpha=0.15)
-                else:
-                    ax.axhspan(-config.band_mean, config.band_mean, color="green", alpha=0.15)
-                ax.set_xlabel("layer")
+        figs = [Figure(save(fig, Path(out_dir) / "snn_flow_field.png", dpi=120), caption)]
+        for name, what in (("var", "variance"), ("mean", "mean")):
+            fig, axes = panels(2, ncols=2, width=5.5, height=4.0)
+            axes[1].sharey(axes[0])
+            mid, half = (1.0, config.band_var) if name == "var" else (0.0, config.band_mean)
+            for ax, with_drop in zip(axes, (False, True), strict=True):
+                for label, act, _, _ in _variants():
+                    if ("dropout" in label) == with_drop:
+                        ys = [r.series[name].ys[label] for r in results]
+                        ls = "--" if "kaiming" in label else ":" if "standard" in label else "-"
+                        lw = 2 if "selu_lecun" in label else 1
+                        band(ax, r0.series[name].x, ys, label, colour_of=act, lw=lw, ls=ls)
+                ax.axhspan(mid - half, mid + half, color="green", alpha=0.15)
+                ax.set(yscale="log" if name == "var" else "linear", xlabel="layer")
                 ax.set_title("with dropout" if with_drop else "without dropout", fontsize=9)
                 ax.legend(fontsize=7)
-            axes[0].set_ylabel(f"activation {ylabel}")
-            fig.tight_layout()
-            p = out_dir / f"snn_layer_{key}.png"
-            save_figure(fig, p, dpi=120)
-            figs.append(
-                Figure(
-                    p,
-                    f"Per-layer activation {ylabel} in {config.depth}-layer random networks of "
-                    f"width {config.width} on standardised MNIST (mean over {len(results)} "
-                    "seed(s)); the green band is the verdict's band around the fixed point.",
-                )
+            axes[0].set_ylabel(f"activation {what}")
+            caption = (
+                f"Activation {what} per layer, {config.depth} x {config.width} random nets, "
+                f"MNIST ({len(results)} seed(s): mean, range); green: the verdict's band."
             )
+            path = save(fig, Path(out_dir) / f"snn_layer_{name}.png", dpi=120)
+            figs.append(Figure(path, caption))
         return figs

@@ -2,8 +2,8 @@
 
 - :mod:`elulab.theory.gaussian`: :math:`E f(z)`, :math:`E f(z)^2`, :math:`Var f(z)`,
   :math:`E f'(z)`, :math:`E f'(z)^2` for :math:`z \\sim N(\\mu, \\sigma^2)`.
-- :mod:`elulab.theory.selu`: the SELU moment map, its Jacobian, the fixed-point solver
-  and AlphaDropout parameters.
+- :mod:`elulab.theory.selu`: the SELU moment map, its flow field, iterates and basin of
+  attraction, its Jacobian, the fixed-point solver and AlphaDropout parameters.
 """
 
 from .gaussian import CLOSED_FORM_ACTIVATIONS as CLOSED_FORM_ACTIVATIONS
@@ -15,7 +15,10 @@ from .selu import SELU_LAMBDA as SELU_LAMBDA
 from .selu import AlphaDropoutParameters as AlphaDropoutParameters
 from .selu import SeluParameters as SeluParameters
 from .selu import alpha_dropout_parameters as alpha_dropout_parameters
+from .selu import basin_of_attraction as basin_of_attraction
+from .selu import iterate_moment_map as iterate_moment_map
 from .selu import moment_map as moment_map
+from .selu import moment_map_flow as moment_map_flow
 from .selu import moment_map_jacobian as moment_map_jacobian
 from .selu import solve_selu_parameters as solve_selu_parameters
 
@@ -27,9 +30,12 @@ __all__ = [
     "GaussianMoments",
     "SeluParameters",
     "alpha_dropout_parameters",
+    "basin_of_attraction",
     "expected_slope",
     "gaussian_moments",
+    "iterate_moment_map",
     "moment_map",
+    "moment_map_flow",
     "moment_map_jacobian",
     "solve_selu_parameters",
 ]

@@ -47,7 +47,10 @@ __all__ = [
     "AlphaDropoutParameters",
     "SeluParameters",
     "alpha_dropout_parameters",
+    "basin_of_attraction",
+    "iterate_moment_map",
     "moment_map",
+    "moment_map_flow",
     "moment_map_jacobian",
     "solve_selu_parameters",
 ]
@@ -216,6 +219,152 @@ def moment_map_jacobian(
     return np.array(
         [[omega * d_m_mean, tau * d_v_mean], [omega * d_m_var, tau * d_v_var]], dtype=np.float64
     )
+
+
+def moment_map_flow(
+    mu: ArrayLike,
+    nu: ArrayLike,
+    *,
+    lam: float = SELU_LAMBDA,
+    alpha: float = SELU_ALPHA,
+    omega: float = 0.0,
+    tau: float = 1.0,
+) -> tuple[float | NDArray, float | NDArray]:
+    r"""The flow field of the moment map: the displacement of one layer.
+
+    .. math:: (\Delta\mu, \Delta\nu) = g(\mu, \nu) - (\mu, \nu)
+              = (\tilde\mu - \mu,\ \tilde\nu - \nu),
+
+    with :math:`g` the :func:`moment_map`. Drawn as arrows on a grid of
+    :math:`(\mu, \nu)` it shows where the statistics of the next layer go; it vanishes
+    at a fixed point (Klambauer et al. 2017, Figure 2).
+
+    References:
+        Self-Normalizing Neural Networks, Klambauer et al., 2017, arXiv:1706.02515.
+
+    Arguments:
+        mu, nu, lam, alpha, omega, tau: as in :func:`moment_map` (arrays broadcast).
+
+    Returns:
+        ``(d_mu, d_nu)``, floats for scalar input.
+
+    Example:
+        >>> d_mu, d_nu = moment_map_flow(0.0, 2.0)
+        >>> round(d_mu, 6), round(d_nu, 6)  # the variance is pulled back toward 1
+        (0.089612, -0.285522)
+    """
+    mu_t, nu_t = moment_map(mu, nu, lam=lam, alpha=alpha, omega=omega, tau=tau)
+    d_mu, d_nu = mu_t - np.asarray(mu, dtype=np.float64), nu_t - np.asarray(nu, dtype=np.float64)
+    if np.ndim(d_mu) == 0 and np.ndim(d_nu) == 0:
+        return float(d_mu), float(d_nu)
+    return d_mu, d_nu
+
+
+def iterate_moment_map(
+    mu: ArrayLike,
+    nu: ArrayLike,
+    steps: int,
+    *,
+    lam: float = SELU_LAMBDA,
+    alpha: float = SELU_ALPHA,
+    omega: float = 0.0,
+    tau: float = 1.0,
+    min_var: float = 1e-12,
+    max_var: float = 1e6,
+) -> tuple[float | NDArray, float | NDArray, bool | NDArray]:
+    r"""The statistics after ``steps`` layers: :math:`g^{\circ n}(\mu, \nu)`.
+
+    Applies the :func:`moment_map` ``steps`` times to every start point. A point whose
+    mean or variance stops being finite, or whose variance leaves
+    ``(min_var, max_var]`` (vanishing or exploding), is stopped there: it keeps its
+    last values and is marked not alive.
+
+    References:
+        Self-Normalizing Neural Networks, Klambauer et al., 2017, arXiv:1706.02515.
+
+    Arguments:
+        mu, nu: start means and variances (broadcast; ``nu > 0``).
+        steps: the number of layers (>= 0).
+        lam, alpha, omega, tau: as in :func:`moment_map`.
+        min_var, max_var: the variance band outside which a point is stopped.
+
+    Returns:
+        ``(mu_n, nu_n, alive)``: floats and a bool for scalar input, arrays otherwise.
+
+    Example:
+        >>> m, v, alive = iterate_moment_map(0.0, 1.0, 200, tau=0.75**2)
+        >>> round(m, 4), round(v, 4), alive  # Kaiming's SELU gain: a fixed point near 0
+        (-0.0284, 0.0268, True)
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    lo, hi = _real(min_var, "min_var"), _positive(max_var, "max_var")
+    m0, v0 = np.broadcast_arrays(np.asarray(mu, np.float64), np.asarray(nu, np.float64))
+    shape = m0.shape
+    m, v = m0.ravel().copy(), v0.ravel().copy()
+    alive = np.ones(m.shape, dtype=bool)
+    for _ in range(steps):
+        if not alive.any():
+            break
+        m[alive], v[alive] = moment_map(
+            m[alive], v[alive], lam=lam, alpha=alpha, omega=omega, tau=tau
+        )
+        alive &= np.isfinite(m) & np.isfinite(v) & (v > lo) & (v <= hi)
+    if shape == ():
+        return float(m[0]), float(v[0]), bool(alive[0])
+    return m.reshape(shape), v.reshape(shape), alive.reshape(shape)
+
+
+def basin_of_attraction(
+    mu: ArrayLike,
+    nu: ArrayLike,
+    *,
+    steps: int = 200,
+    tol: float = 1e-6,
+    target: tuple[float, float] = (0.0, 1.0),
+    lam: float = SELU_LAMBDA,
+    alpha: float = SELU_ALPHA,
+    omega: float = 0.0,
+    tau: float = 1.0,
+) -> bool | NDArray:
+    r"""Which start points the moment map carries to the fixed point ``target``.
+
+    A start point :math:`(\mu, \nu)` belongs to the basin if, after ``steps`` layers
+    (:func:`iterate_moment_map`, stopped when the variance leaves :math:`(10^{-12}, 10^6]`),
+
+    .. math:: |\mu_n - \mu^*| < \text{tol} \quad\text{and}\quad |\nu_n - \nu^*| < \text{tol}.
+
+    With the paper's convention (``omega = 0``) the new mean does not depend on
+    :math:`\mu`, so the basin is a set of variances. Theorem 1 of Klambauer et al.
+    (2017) gives a stable, attracting fixed point in :math:`\mu \in [-0.1, 0.1]`,
+    :math:`\nu \in [0.8, 1.5]` for :math:`\omega \in [-0.1, 0.1]`,
+    :math:`\tau \in [0.95, 1.1]`; this function maps the basin numerically, anywhere.
+    A point still on its way counts as outside: where the map contracts slowly (spectral
+    radius :math:`\rho` near 1) take ``steps`` with :math:`\rho^{\text{steps}} \ll` ``tol``.
+
+    References:
+        Self-Normalizing Neural Networks, Klambauer et al., 2017, arXiv:1706.02515.
+
+    Arguments:
+        mu, nu: start points (broadcast; ``nu > 0``).
+        steps: moment-map iterations.
+        tol: the distance to ``target`` counted as arrived, in both coordinates.
+        target: the fixed point ``(mu*, nu*)``.
+        lam, alpha, omega, tau: as in :func:`moment_map`.
+
+    Returns:
+        A bool, or a bool array of the broadcast shape.
+
+    Example:
+        >>> basin_of_attraction([-3.0, 3.0], [0.05, 6.0]).tolist()
+        [True, True]
+        >>> basin_of_attraction(0.0, 1.0, tau=0.75**2)  # Kaiming's gain: not (0, 1)
+        False
+    """
+    tol = _positive(tol, "tol")
+    m, v, alive = iterate_moment_map(mu, nu, steps, lam=lam, alpha=alpha, omega=omega, tau=tau)
+    ok = alive & (np.abs(m - target[0]) < tol) & (np.abs(v - target[1]) < tol)
+    return bool(ok) if np.ndim(ok) == 0 else ok
 
 
 def _elu_mean_var(alpha: float, m: float, s: float) -> tuple[float, float]:
