@@ -11,7 +11,7 @@ PROFILE ?= quick
 OUT ?= elulab-report
 STORE ?= elulab-results/elulab.sqlite
 
-.PHONY: setup setup-test reproduce test lint bench clean
+.PHONY: setup setup-test reproduce ledger test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,13 @@ setup-test: $(VENV)/.setup-test
 ## Set up, run every experiment in the quick profile, and build the HTML report.
 reproduce: setup
 	$(BIN)/elulab reproduce --profile $(PROFILE) --store $(STORE) --out $(OUT)
+
+## After the full profiles (make reproduce PROFILE=full): write the shipped reference
+## verdicts from the store's full-profile summaries, then the README's verdict table from
+## them (between <!-- verdicts:begin --> and <!-- verdicts:end -->). Never typed by hand.
+ledger: setup
+	$(BIN)/elulab reference --store $(STORE)
+	$(BIN)/elulab ledger --format markdown --update README.md
 
 ## Set up with the test extras, lint, and run the whole test suite.
 test: setup-test

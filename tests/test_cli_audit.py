@@ -60,6 +60,28 @@ def test_table_output():
     assert "ReLU" in res.stdout and "dead" in res.stdout
 
 
+def test_table_reads_at_80_columns():
+    res = CliRunner().invoke(
+        app,
+        ["audit", f"{MODELS}:dead_cnn", "--data", "digits", "--steps", "2"],
+        env={"COLUMNS": "80"},
+    )
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in res.stdout
+    rows = [
+        line.split() for line in lines if line.split()[:1] in (["0"], ["1"], ["3"], ["4"], ["5"])
+    ]
+    assert [r[1] for r in rows] == ["Conv2d", "ELU", "Linear", "ReLU", "Linear"]  # never folded
+    for r in rows:
+        for cell in r[3:]:
+            float(cell)  # every number whole, to 3 significant digits
+            assert len(cell.lstrip("-").replace(".", "").split("e")[0].lstrip("0")) <= 4, cell
+    # the gain is shown where it says something (after an activation), and explained
+    assert len(rows[1]) == 9 and len(rows[0]) == 8
+    assert "gain: grad norm over the next layer's" in " ".join(res.stdout.split())
+
+
 @pytest.mark.parametrize(
     ("spec", "data", "message"),
     [

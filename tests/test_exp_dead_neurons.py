@@ -1,4 +1,7 @@
-"""Tests of the C1 experiment (dead neurons): mechanism, measurement, training, verdict logic."""
+"""Tests of the C1 experiment (dead neurons): mechanism, training, verdict logic.
+
+The whole-pass measurements (dead fractions, float32 zeros of f') are tested in
+``tests/test_diagnostics_whole_pass.py``."""
 
 from __future__ import annotations
 
@@ -14,10 +17,9 @@ from elulab.experiments.dead_neurons import (
     _one,
     build_model,
     calibrate_negative_bias,
-    dead_fractions,
 )
 from elulab.lab.api import RunContext, RunResult
-from elulab.lab.verdicts import key
+from elulab.lab.verdicts import check, key
 
 
 @pytest.mark.parametrize("arch", ["mlp", "cnn"])
@@ -55,25 +57,6 @@ def test_mlp_is_the_old_hand_written_mlp():
         assert torch.equal(a, b)
 
 
-def test_dead_fractions_count_units_dead_over_the_whole_pass():
-    torch.manual_seed(1)
-    model = build_model("mlp", "relu", 16)
-    with torch.no_grad():
-        model[1].bias[:4] = -1e4  # dead on every sample
-        model[1].bias[4:] = 1e3  # alive on every sample
-        model[3].bias[:] = 1e3
-    x, y = torch.rand(300, 1, 28, 28), torch.randint(0, 10, (300,))
-    dead, sat = dead_fractions(model, x, y, eps=0.01, chunk=100)
-    assert dead == 4 / 32 and sat == 0.0
-    for act in ("elu", "mish"):
-        torch.manual_seed(1)
-        m = build_model("mlp", act, 16)
-        with torch.no_grad():
-            m[1].bias[:4] = -10.0  # plateau, not dead
-        dead, sat = dead_fractions(m, x, y, eps=0.01, chunk=100)
-        assert dead == 0.0 and sat == pytest.approx(4 / 32)
-
-
 def _data(n: int = 40) -> tuple[torch.Tensor, ...]:
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
@@ -86,6 +69,9 @@ def test_one_model_measures_after_every_epoch():
     assert len(dead) == len(sat) == cfg.epochs + 1  # init, then one per epoch (3 batches each)
     assert row["dead_init"] == dead[0] and row["dead_final"] == dead[-1]
     assert row["diverged"] == 0.0 and 0.0 <= row["acc"] <= 1.0
+    # ReLU: f' = 0 exactly where x <= 0; a unit with f' = 0 on every sample is dead
+    assert 0.0 < row["zero_slope_share"] <= 1.0 and row["zero_slope_units"] <= row["dead_final"]
+    assert math.isfinite(row["min_preact"])
     again, _, _ = _one(cfg, "mlp", "relu", _data(), seed=0)
     assert again == row  # seeded: weights and batches
 
@@ -97,57 +83,103 @@ def test_one_model_diverged_stops_and_scores_chance():
     assert len(dead) < cfg.epochs + 1 and all(math.isfinite(v) for v in dead)
 
 
-def _fake(relu: float, elu: float, mish: float, neg: float = 0.99) -> RunResult:
-    m = {}
+ACTS = ("relu", "leaky_relu", "elu", "selu", "gelu", "mish")
+X0 = {"elu": -103.97208404541016, "mish": -102.87346649169922}  # float32 zero-slope points
+
+
+def _fake(relu, elu: float = 0.0, mish: float = 0.0, neg: float = 0.99) -> RunResult:
+    """One seed; ``relu`` (and ``elu``) a number or ``{arch: number}``."""
+    m = {key("float32", a, "zero_slope_point"): x for a, x in X0.items()}
     for arch in ("mlp", "cnn"):
-        for act, d in (
-            ("relu", relu),
-            ("leaky_relu", 0.0),
-            ("elu", elu),
-            ("selu", 0.0),
-            ("gelu", 0.0),
-            ("mish", mish),
-        ):
+        for act in ACTS:
+            d = {"relu": relu, "elu": elu, "mish": mish}.get(act, 0.0)
+            d = d[arch] if isinstance(d, dict) else d
             m.update(
                 {
                     key(arch, act, "dead_final"): d,
                     key(arch, act, "saturated_final"): 0.0,
                     key(arch, act, "acc"): 0.9,
                     key(arch, act, "neg_preact_init"): neg,
+                    key(arch, act, "zero_slope_share"): 0.0,
+                    key(arch, act, "zero_slope_units"): d if act == "elu" else 0.0,
+                    key(arch, act, "min_preact"): -20.0,
                 }
             )
     return RunResult(metrics=m)
 
 
-def test_verdict_logic():
-    exp, cfg = DeadNeurons(), Config()
-    sup = exp.verdict(cfg, [_fake(0.30 + 0.01 * i, 0.0, 0.0) for i in range(5)])[0]
-    assert sup.status == "supported" and sup.effect == pytest.approx(0.32)
-    assert sup.ci_low < sup.effect < sup.ci_high
-    assert [c.status for c in sup.checks] == ["supported"] * 3
-    contra = exp.verdict(cfg, [_fake(0.01 + 0.001 * i, 0.2 + 0.01 * i, 0.3) for i in range(5)])[0]
-    assert contra.status == "not supported"
-    mixed = exp.verdict(cfg, [_fake(0.02 + 0.001 * i, 0.0, 0.0) for i in range(5)])[0]
-    assert mixed.status == "mixed"
-    one = exp.verdict(cfg, [_fake(0.3, 0.0, 0.0)])[0]
+def _verdict(runs: list[RunResult], **cfg):
+    return DeadNeurons().verdict(Config(**cfg), runs)[0]
+
+
+def test_verdict_supported_in_both_architectures():
+    v = _verdict([_fake(0.30 + 0.01 * i) for i in range(5)])
+    assert v.status == "supported" and v.qualifier == "" and v.effect == pytest.approx(0.32)
+    assert v.ci_low < v.effect < v.ci_high
+    assert [c.label for c in v.checks] == [
+        f"{a} final dead fraction ({arch})"
+        for arch in ("MLP", "CNN")
+        for a in ("ReLU", "ELU", "Mish")
+    ]
+    assert all(c.status == "supported" for c in v.checks)
+    # Bonferroni over the six checks of the claim
+    assert all(c.confidence == pytest.approx(1 - 0.05 / 6) for c in v.checks)
+    assert "MLP supported; CNN supported" in v.summary
+
+
+def test_verdict_is_decided_per_architecture_not_pooled():
+    """MLP's ReLU below 'large', CNN's far above: the pooled mean (0.21) would pass."""
+    runs = [_fake({"mlp": 0.02 + 0.001 * i, "cnn": 0.40 + 0.01 * i}) for i in range(5)]
+    v = _verdict(runs)
+    assert v.status == "mixed" and v.qualifier == "holds for CNN only"
+    assert "MLP mixed: ReLU final dead fraction (MLP) not supported" in v.summary
+    assert "CNN supported" in v.summary
+    # the headline effect is the architecture with less dead ReLU, MLP here
+    assert v.effect == pytest.approx(0.022) and "MLP" in v.effect_name
+    # the other way round: the same rule
+    runs = [_fake({"mlp": 0.40 + 0.01 * i, "cnn": 0.02 + 0.001 * i}) for i in range(5)]
+    v = _verdict(runs)
+    assert v.status == "mixed" and v.qualifier == "holds for MLP only" and "CNN" in v.effect_name
+
+
+def test_verdict_undecided_architecture_is_inconclusive_and_says_where_it_holds():
+    runs = [_fake({"mlp": x, "cnn": 0.40}) for x in (0.02, 0.25, 0.08, 0.18, 0.12)]
+    v = _verdict(runs)
+    assert v.status == "inconclusive" and v.qualifier == "holds for CNN only"
+    assert "MLP inconclusive: ReLU final dead fraction (MLP) inconclusive" in v.summary
+
+
+def test_bonferroni_decides_a_borderline_relu():
+    """At 95% alone the interval clears 0.10; over the family of 6 it does not."""
+    vals = [0.105, 0.145, 0.115, 0.135, 0.125]
+    assert check("x", vals, above=0.10).status == "supported"
+    v = _verdict([_fake(x) for x in vals])
+    assert v.checks[0].status == "inconclusive" and v.status == "inconclusive"
+    assert v.qualifier == ""  # it holds nowhere
+
+
+def test_elu_checks_are_labelled_analytic_and_can_fail():
+    ok = _verdict([_fake(0.3 + 0.01 * i) for i in range(5)])
+    elu = [c for c in ok.checks if c.label.startswith("ELU")]
+    assert all("analytic: f' > 0 in float32 unless x <= -103.97" in c.sentence for c in elu)
+    assert "not an empirical finding" in ok.summary and "elu -103.9721" in ok.summary
+    # ELU units dead (as by float32 underflow of e^x): its sub-claim fails, the verdict is mixed
+    bad = _verdict([_fake(0.3 + 0.01 * i, elu=0.2 + 0.01 * i) for i in range(5)])
+    assert [c.status for c in bad.checks if c.label.startswith("ELU")] == ["not supported"] * 2
+    assert bad.status == "mixed"
+
+
+def test_verdict_contradicted_one_seed_mechanism_and_missing_activations():
+    contra = _verdict([_fake(0.01 + 0.001 * i, 0.2 + 0.01 * i, 0.3) for i in range(5)])
+    assert contra.status == "not supported" and contra.qualifier == ""
+    one = _verdict([_fake(0.3)])
     assert one.status == "inconclusive" and math.isnan(one.ci_low)
     assert one.effect == pytest.approx(0.3)
-    broken = exp.verdict(cfg, [_fake(0.3 + 0.01 * i, 0.0, 0.0, neg=0.6) for i in range(5)])[0]
+    broken = _verdict([_fake(0.3 + 0.01 * i, neg=0.6) for i in range(5)])
     assert broken.status == "inconclusive" and "mechanism failed" in broken.summary
-    few = exp.verdict(Config(activations=("relu", "elu")), [_fake(0.3, 0.0, 0.0)])[0]
+    assert broken.qualifier == ""
+    few = _verdict([_fake(0.3)], activations=("relu", "elu"))
     assert few.status == "inconclusive" and "needs runs with relu, elu and mish" in few.summary
-
-
-def test_verdict_pools_over_the_architectures():
-    """The rule is on the mean of MLP and CNN: one architecture alone may be below."""
-    runs = []
-    for i in range(5):
-        r = _fake(0.0, 0.0, 0.0)
-        r.metrics[key("mlp", "relu", "dead_final")] = 0.02 + 0.001 * i
-        r.metrics[key("cnn", "relu", "dead_final")] = 0.40
-        runs.append(r)
-    v = DeadNeurons().verdict(Config(), runs)[0]
-    assert v.status == "supported" and v.effect == pytest.approx(0.211)
 
 
 @pytest.mark.slow
@@ -160,6 +192,8 @@ def test_quick_run_end_to_end(tmp_path):
     res = exp.run(cfg, 0, RunContext(tmp_path))
     for arch in cfg.archs:
         assert res.metrics[key(arch, "elu", "dead_final")] == 0.0  # f' = e^x > 0: never zero
+        assert res.metrics[key(arch, "elu", "zero_slope_units")] == 0.0
+        assert -103.97 < res.metrics[key(arch, "elu", "min_preact")] < 0.0
         assert res.metrics[key(arch, "relu", "neg_preact_init")] > 0.95
         for act in cfg.activations:
             assert 0.0 <= res.metrics[key(arch, act, "dead_final")] <= 1.0
@@ -167,5 +201,6 @@ def test_quick_run_end_to_end(tmp_path):
         assert len(res.series[key("dead", arch)].ys["relu"]) == cfg.epochs + 1
     # ReLU with 99% negative pre-activations: some units are dead already at init
     assert res.metrics[key("mlp", "relu", "dead_init")] > 0.0
+    assert res.metrics[key("float32", "elu", "zero_slope_point")] == X0["elu"]
     figs = exp.figures(cfg, [res, res], tmp_path / "figs")
     assert len(figs) == 2 and all(f.path.is_file() for f in figs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -13,11 +14,14 @@ from elulab.experiments.double_backprop import (
     DoubleBackprop,
     build_model,
     lambda_for_share,
-    penalty_step,
+    lambda_needed,
+    versions,
 )
 from elulab.lab.api import RunContext, RunResult
-from elulab.lab.verdicts import key
-from elulab.train import batches, fit
+from elulab.lab.verdicts import check, key
+from elulab.train import batches, double_backprop_step, fit
+
+penalty_step = double_backprop_step  # the experiment's training step
 
 
 @pytest.mark.parametrize("act", ["relu", "elu", "tanh", "gelu"])
@@ -122,33 +126,119 @@ def test_lambda_for_share():
     assert math.isnan(lambda_for_share([0.0], [0.0], 0.5)[0])
 
 
-def _fake(relu: float, elu: float, tanh: float) -> RunResult:
-    m = {}
-    for act, lam in (("relu", relu), ("elu", elu), ("tanh", tanh), ("gelu", elu)):
-        m.update(
-            {
-                key(act, "lambda_star"): lam,
-                key(act, "lambda_star_extrapolated"): 0.0,
-                key(act, "ratio_at_lambda0"): 1.0,
-            }
-        )
-    return RunResult(metrics=m)
+def test_lambda_needed_is_exact_for_power_laws():
+    """log gnorm linear in log lambda (gnorm = c lambda^-p): both norm versions exact."""
+    lams = [0.0, 0.01, 0.1, 1.0, 10.0]
+    c, p = 0.5, 0.4  # gnorm = 0.5 lambda^-0.4 for lambda > 0; reference at 0: 2.0
+    gn = [2.0] + [c * lam**-p for lam in lams[1:]]
+    shares = [0.0, 0.02, 0.1, 0.3, 0.45]
+    cfg = Config(share_targets=(0.25, 0.1), gnorm_fraction=0.5, target_gnorm=0.25)
+    got = lambda_needed(cfg, lams, shares, gn)
+    assert list(got) == ["share_0.25", "share_0.1", "gnorm_x0.5", "gnorm_0.25"]
+    assert got["share_0.1"] == (pytest.approx(0.1, rel=1e-12), False)  # on a grid point
+    assert got["share_0.25"] == (lambda_for_share(lams, shares, 0.25)[0], False)
+    # 0.5 lam^-0.4 = 1.0 (half of 2.0) <=> lam = 0.5^2.5; = 0.25 <=> lam = 2^2.5
+    assert got["gnorm_x0.5"] == (pytest.approx(0.5**2.5, rel=1e-12), False)
+    assert got["gnorm_0.25"] == (pytest.approx(2.0**2.5, rel=1e-12), False)
+    # never reached (flat norm) or already passed at the smallest lambda > 0: NaN, flagged
+    lam, out = lambda_needed(cfg, lams, shares, [2.0, 1.9, 1.8, 1.7, 1.6])["gnorm_x0.5"]
+    assert math.isnan(lam) and out
+    lam, out = lambda_needed(cfg, lams, shares, [2.0, 0.2, 0.1, 0.05, 0.01])["gnorm_0.25"]
+    assert math.isnan(lam) and out
 
 
-def test_verdict_logic():
-    exp, cfg = DoubleBackprop(), Config()
-    v = exp.verdict(cfg, [_fake(10.0 * (1 + 0.1 * i), 1.0, 1.0) for i in range(5)])[0]
-    assert v.status == "supported" and v.effect > 0.9 and len(v.checks) == 2
-    v = exp.verdict(cfg, [_fake(0.1 * (1 + 0.1 * i), 1.0, 1.0) for i in range(5)])[0]
-    assert v.status == "not supported"
-    v = exp.verdict(cfg, [_fake(10.0 * (1 + 0.1 * i), 1.0, 100.0) for i in range(5)])[0]
-    assert v.status == "mixed"
-    one = exp.verdict(cfg, [_fake(10.0, 1.0, 1.0)])[0]
+def test_versions_and_config_rules():
+    assert [w for _, w in versions(Config())] == [
+        "share 0.25",
+        "share 0.1",
+        "share 0.4",
+        "|grad_x| x0.5",
+        "|grad_x| = 0.25",
+    ]
+    exp = DoubleBackprop()
+    with pytest.raises(ValueError, match="lambdas must hold 0"):
+        exp.resolve_config("quick", {"lambdas": "0.1,1"})
+    with pytest.raises(ValueError, match="share_targets"):
+        exp.resolve_config("quick", {"share_targets": "0.25,0.5"})  # 0.5: every lambda
+    with pytest.raises(ValueError, match="min_ratio"):
+        exp.resolve_config("quick", {"min_ratio": 1.0})
+
+
+VERSIONS = [v for v, _ in versions(Config())]
+
+
+def _fakes(ratio, n: int = 5, outside: frozenset = frozenset()) -> list[RunResult]:
+    """n seeds; ``ratio[v] = (ReLU/ELU, ReLU/tanh)`` lambda ratio per version (one number:
+    every version, both); per seed a jitter of up to x1.2, ELU and tanh at 0.1."""
+    ratio = ratio if isinstance(ratio, dict) else dict.fromkeys(VERSIONS, ratio)
+    out = []
+    for i in range(n):
+        m = {}
+        for v in VERSIONS:
+            r = ratio[v] if isinstance(ratio[v], tuple) else (ratio[v], ratio[v])
+            vals = {"relu": 0.1 * r[0] * (1 + 0.05 * i), "elu": 0.1, "tanh": 0.1 * r[0] / r[1]}
+            vals["gelu"] = 0.1
+            for act, lam in vals.items():
+                m[key(act, "lambda", v)] = math.nan if (act, v) in outside else lam
+                m[key(act, "lambda", v, "outside")] = float((act, v) in outside)
+        out.append(RunResult(metrics=m | {key(a, "ratio_at_lambda0"): 1.0 for a in vals}))
+    return out
+
+
+def _v(results, **cfg):
+    return DoubleBackprop().verdict(Config(**cfg), results)[0]
+
+
+def test_verdict_supported_only_above_the_minimum_ratio():
+    big = _v(_fakes(10.0))  # log10 ratio ~1.04, far above log10 2 = 0.30
+    assert (big.status, big.qualifier, big.label) == ("supported", "", "supported")
+    assert len(big.checks) == 10 and big.effect == pytest.approx(1.0 + np.log10(1.1), abs=0.01)
+    assert all(c.confidence == pytest.approx(1 - 0.05 / 10) for c in big.checks)  # Bonferroni
+    assert "not above" not in big.summary and "ratio 11 [9.17, 13.1]" in big.checks[0].sentence
+    small = _v(_fakes(1.3))  # above 1 (ELU needs less), under the 2x minimum
+    assert (small.status, small.qualifier) == ("supported", "small")
+    assert small.label == "supported (small)"
+    assert all("not above the 2x minimum" in c.note for c in small.checks)
+    assert "share 0.25 supported (small)" in small.summary
+    # the minimum is a Config threshold: at 1.1x the same data clear it
+    assert _v(_fakes(1.3), min_ratio=1.1).qualifier == ""
+    # one version large, the rest small: the claim is small, the large version says so
+    one = _v(_fakes(dict.fromkeys(VERSIONS, 1.3) | {"share_0.1": 10.0}))
+    assert (one.status, one.qualifier) == ("supported", "small")
+    assert "share 0.1 supported;" in one.summary and "share 0.4 supported (small)" in one.summary
+
+
+def test_verdict_mixed_when_versions_disagree():
+    # the share versions say ReLU needs more, the outcome versions say less
+    ratio = dict.fromkeys(VERSIONS[:3], 10.0) | dict.fromkeys(VERSIONS[3:], 0.1)
+    v = _v(_fakes(ratio))
+    assert (v.status, v.qualifier) == ("mixed", "")
+    assert "|grad_x| x0.5 not supported" in v.summary and "share 0.25 supported;" in v.summary
+    # one share target reversed is enough to make it mixed (robustness over targets)
+    v = _v(_fakes(dict.fromkeys(VERSIONS, 10.0) | {"share_0.4": 0.1}))
+    assert v.status == "mixed" and "share 0.4 not supported" in v.summary
+    # ELU and tanh disagree within a version
+    v = _v(_fakes(dict.fromkeys(VERSIONS, 10.0) | {"gnorm_0.25": (10.0, 0.1)}))
+    assert v.status == "mixed" and "|grad_x| = 0.25 mixed" in v.summary
+
+
+def test_verdict_not_supported_and_inconclusive():
+    v = _v(_fakes(0.1))
+    assert (v.status, v.qualifier) == ("not supported", "")
+    # an interval that straddles 0 after the Bonferroni adjustment over the 10 checks,
+    # though the unadjusted 95% interval lies above 0
+    v = _v(_fakes(1.0))
+    assert v.status == "inconclusive" and v.ci_low < 0.0 < v.ci_high
+    d = np.log10([1 + 0.05 * i for i in range(5)])
+    assert check("unadjusted", d, above=0.0).status == "supported"
+    # a lambda outside the grid (a NaN) leaves its check inconclusive and says why
+    v = _v(_fakes(10.0, outside=frozenset({("relu", "gnorm_0.25")})))
+    assert v.status == "inconclusive" and "5 lambda(s) outside the grid" in v.summary
+    assert "non-finite" in v.summary
+    one = _v(_fakes(10.0, n=1))
     assert one.status == "inconclusive" and one.effect == pytest.approx(1.0)
     assert math.isnan(one.ci_low)
-    nan = exp.verdict(cfg, [_fake(10.0 * (1 + 0.1 * i), math.nan, 1.0) for i in range(5)])[0]
-    assert nan.status == "inconclusive" and "non-finite" in nan.summary
-    few = exp.verdict(Config(activations=("relu", "elu")), [_fake(10.0, 1.0, 1.0)])[0]
+    few = _v(_fakes(10.0), activations=("relu", "elu"))
     assert few.status == "inconclusive" and "needs runs with relu, elu and tanh" in few.summary
 
 
@@ -163,7 +253,12 @@ def test_reduced_run_end_to_end(tmp_path):
         assert res.metrics[key(act, 0.0, "share")] == 0.0
         assert 0.0 < res.metrics[key(act, 0.1, "share")] < res.metrics[key(act, 10.0, "share")] < 1
         assert res.metrics[key(act, "ratio_at_lambda0")] > 0.0
-        assert res.metrics[key(act, "lambda_star")] > 0.0
+        for v, _ in versions(cfg):
+            lam, out = (
+                res.metrics[key(act, "lambda", v)],
+                res.metrics[key(act, "lambda", v, "outside")],
+            )
+            assert (lam > 0.0) if v.startswith("share") or not out else math.isnan(lam)
         assert 0.0 <= res.metrics[key(act, 10.0, "fgsm_acc")] <= 1.0
         assert res.metrics[key(act, 10.0, "diverged")] == 0.0
     figs = exp.figures(cfg, [res, res], tmp_path / "figs")

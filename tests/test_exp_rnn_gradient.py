@@ -14,8 +14,9 @@ import pytest
 import torch
 from scipy import stats
 
+from elulab.data import row_sequences
 from elulab.experiments import get_experiment
-from elulab.experiments.rnn_gradient import Config, _sequences, _train
+from elulab.experiments.rnn_gradient import Config, _train
 from elulab.lab.api import ConfigError, RunContext, RunResult
 from elulab.lab.verdicts import key
 from elulab.nn import VanillaRNN
@@ -143,7 +144,7 @@ def _reference_train(cfg: Config, act: str, rows, labels, train, test, seed: int
     max_norm, exploded, nonfinite, last = 0.0, 0.0, 0.0, math.nan
     for _ in range(cfg.train_steps):
         idx = torch.from_numpy(train)[torch.randint(len(train), (cfg.batch_size,), generator=gen)]
-        x = _sequences(rows, idx, cfg.delay, train, gen)
+        x = row_sequences(rows, idx, cfg.delay, train, gen)
         loss = torch.nn.functional.cross_entropy(model(x), labels[idx])
         opt.zero_grad()
         loss.backward()
@@ -157,7 +158,7 @@ def _reference_train(cfg: Config, act: str, rows, labels, train, test, seed: int
         opt.step()
     idx = torch.from_numpy(test[: cfg.eval_size])
     with torch.no_grad():
-        logits = model(_sequences(rows, idx, cfg.delay, test, gen))
+        logits = model(row_sequences(rows, idx, cfg.delay, test, gen))
     acc = float((logits.argmax(1) == labels[idx]).double().mean())
     out = {"accuracy": acc, "final_loss": last, "max_grad_norm": max_norm}
     return {**out, "exploded": exploded, "nonfinite": nonfinite}, model
@@ -195,32 +196,38 @@ def test_training_on_fit_equals_the_hand_written_loop(over: dict[str, str]) -> N
 # -- the verdict on synthetic results ----------------------------------------------------------
 
 
-def _fake(elu_gain: float, relu_gain: float, elu_bias: float, relu_bias: float, **extra):
+def _fake(elu_gain, relu_gain, elu_bias, relu_bias, rms_bias: float = 0.0, **extra):
     m = {
         key("probe", "elu", 1.0, "measured_gain"): elu_gain,
         key("probe", "relu", 1.0, "measured_gain"): relu_gain,
         key("probe", "elu", 1.0, "logratio_slope_fit"): elu_bias,
         key("probe", "relu", 1.0, "logratio_slope_fit"): relu_bias,
-        key("probe", "elu", 1.0, "logratio_rms_fit"): 0.0,
-        key("probe", "relu", 1.0, "logratio_rms_fit"): 0.0,
+        key("probe", "elu", 1.0, "logratio_rms_fit"): rms_bias,
+        key("probe", "relu", 1.0, "logratio_rms_fit"): rms_bias,
         **{key("task", "elu", k): v for k, v in extra.items()},
     }
     return RunResult(metrics=m)
 
 
+E3 = (0.0, 0.01, -0.01)  # three seeds' spread
+
+
 @pytest.mark.parametrize(
     "runs, status",
     [
-        # ELU clearly higher, below 1, formula accurate -> supported
-        ([_fake(0.80 + e, 0.70, 0.01 * e, -0.01 * e) for e in (0.0, 0.01, -0.01)], "supported"),
-        # the same but the stated formula is 30% off -> mixed
-        ([_fake(0.80 + e, 0.70, 0.3, 0.3) for e in (0.0, 0.01, -0.01)], "mixed"),
-        # ELU clearly lower -> not supported
-        ([_fake(0.60 + e, 0.70, 0.0, 0.0) for e in (0.0, 0.01, -0.01)], "not supported"),
-        # ELU above 1 (explodes) -> mixed
-        ([_fake(1.20 + e, 0.70, 0.0, 0.0) for e in (0.0, 0.01, -0.01)], "mixed"),
+        # ELU clearly higher, formula accurate for both -> supported
+        ([_fake(0.80 + e, 0.70, 0.01 * e, -0.01 * e) for e in E3], "supported"),
+        # the same but the stated formula is 30% off for both -> mixed
+        ([_fake(0.80 + e, 0.70, 0.3, 0.3) for e in E3], "mixed"),
+        # ... off for ReLU only (as measured: ReLU +38%, ELU +9%) -> mixed
+        ([_fake(0.80 + e, 0.70, 0.08 + e, 0.32 + e) for e in E3], "mixed"),
+        # ELU clearly lower -> not supported (whatever the formula does)
+        ([_fake(0.60 + e, 0.70, 0.0, 0.0) for e in E3], "not supported"),
+        ([_fake(0.60 + e, 0.70, 0.3, 0.3) for e in E3], "not supported"),
+        # ELU's gain above 1: no longer a sub-check (analytic for alpha <= 1) -> supported
+        ([_fake(1.20 + e, 0.70, 0.0, 0.0) for e in E3], "supported"),
         # an ELU training run exploded -> mixed
-        ([_fake(0.80 + e, 0.70, 0.0, 0.0, exploded=float(e > 0)) for e in (0, 0.01)], "mixed"),
+        ([_fake(0.80 + e, 0.70, 0.0, 0.0, exploded=float(e > 0)) for e in E3], "mixed"),
         # seeds disagree -> inconclusive
         ([_fake(0.80, 0.70, 0.0, 0.0), _fake(0.60, 0.70, 0.0, 0.0)], "inconclusive"),
         # one seed -> inconclusive
@@ -228,9 +235,7 @@ def _fake(elu_gain: float, relu_gain: float, elu_bias: float, relu_bias: float, 
     ],
 )
 def test_verdict_logic(runs: list[RunResult], status: str) -> None:
-    exp = get_experiment("rnn_gradient")
-    cfg = exp.resolve_config("quick", {"gains": "1.0", "activations": "relu,elu"})
-    (v,) = exp.verdict(cfg, runs)
+    (v,) = _verdict(runs)
     assert v.status == status, v.summary
     m = [
         (r.metrics["probe/elu/1.0/measured_gain"], r.metrics["probe/relu/1.0/measured_gain"])
@@ -239,6 +244,45 @@ def test_verdict_logic(runs: list[RunResult], status: str) -> None:
     effect = np.mean([math.log(e) - math.log(r) for e, r in m])
     assert v.effect == pytest.approx(effect, abs=1e-15) and v.n_seeds == len(runs)
     assert v.checks[0].effect.value == v.effect  # the headline check is the effect's
+    assert len(v.checks) == 6 and not any("ELU gain at" in c.label for c in v.checks)
+    assert all(c.confidence == pytest.approx(1 - 0.05 / 6) for c in v.checks)  # Bonferroni
+
+
+def _verdict(runs: list[RunResult], **over: str):
+    exp = get_experiment("rnn_gradient")
+    cfg = exp.resolve_config("quick", {"gains": "1.0", "activations": "relu,elu", **over})
+    return exp.verdict(cfg, runs)
+
+
+def test_formula_is_decided_per_activation() -> None:
+    """ReLU 38% off, ELU 8.6% off (the audit's numbers): ELU's check holds, ReLU's fails."""
+    runs = [_fake(0.82 + e, 0.716, math.log(1.086) + e / 10, math.log(1.38) + e) for e in E3]
+    (v,) = _verdict(runs)
+    relu, elu = v.checks[2:4], v.checks[4:6]
+    assert [c.status for c in relu] == ["supported", "not supported"]
+    assert [c.status for c in elu] == ["supported", "supported"]
+    assert "||W|| E[f'] relu +38.0%" in v.summary and "elu +8.6%" in v.summary
+    assert v.status == "mixed"
+    # a wider tolerance (pre-registered otherwise) would accept ReLU's too
+    (wide,) = _verdict(runs, prediction_tolerance="0.5")
+    assert wide.status == "supported"
+
+
+def test_minimum_meaningful_gap_gives_supported_small() -> None:
+    small = [_fake(0.71 + e / 100, 0.70, 0.0, 0.0) for e in E3]  # log gap 0.014 < 0.025
+    (v,) = _verdict(small)
+    assert [c.status for c in v.checks[:2]] == ["supported", "not supported"]
+    assert v.status == "supported" and v.qualifier == "small" and v.label == "supported (small)"
+    (big,) = _verdict([_fake(0.80 + e, 0.70, 0.0, 0.0) for e in E3])
+    assert big.checks[1].status == "supported" and big.qualifier == ""
+    (strict,) = _verdict(small, min_log_gain_gap="0.01")  # the margin is in the Config
+    assert strict.qualifier == ""
+
+
+def test_mean_field_formula_is_reported_not_decisive() -> None:
+    (v,) = _verdict([_fake(0.80 + e, 0.70, 0.0, 0.0, rms_bias=0.5) for e in E3])
+    assert v.status == "supported" and "||W|| sqrt(E[f'^2]) relu +64.9%" in v.summary
+    assert "not decisive" in v.summary and "Not checked: ELU's gain < 1" in v.summary
 
 
 def test_verdict_without_elu_is_inconclusive() -> None:
@@ -249,9 +293,7 @@ def test_verdict_without_elu_is_inconclusive() -> None:
 
 
 def test_verdict_counts_unavailable_predictions() -> None:
-    runs = [_fake(0.80 + e, 0.70, 0.0, math.nan) for e in (0.0, 0.01, -0.01)]
-    exp = get_experiment("rnn_gradient")
-    cfg = exp.resolve_config("quick", {"gains": "1.0", "activations": "relu,elu"})
-    (v,) = exp.verdict(cfg, runs)
+    (v,) = _verdict([_fake(0.80 + e, 0.70, 0.0, math.nan) for e in E3])
     assert "Unavailable fitted predictions (seed x activation x g x kind): 3." in v.summary
-    assert v.status == "supported"  # the available (ELU) predictions are accurate
+    # ReLU's formula cannot be checked: its sub-check is undecided, the verdict mixed
+    assert [c.status for c in v.checks[2:4]] == ["inconclusive"] * 2 and v.status == "mixed"

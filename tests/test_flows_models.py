@@ -130,3 +130,57 @@ def test_training_lowers_nll_on_real_two_dimensional_data() -> None:
 def test_make_flow_refuses_bad_arguments(kwargs: dict, needle: str) -> None:
     with pytest.raises(ValueError, match=needle):
         make_flow(**kwargs)
+
+
+@pytest.mark.parametrize("coupling", [True, False])
+@pytest.mark.parametrize("kind", [*ELEMENTWISE_KINDS, None])
+def test_log_prob_is_bit_identical_to_the_transformed_distribution(
+    kind: str | None, coupling: bool
+) -> None:
+    """Flow.log_prob skips the distribution object but must add the same terms in order."""
+    torch.manual_seed(3)
+    flow = make_flow(3, elementwise=kind, blocks=3, hidden=8, coupling=coupling)
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.normal_(0.0, 0.3)
+        x = flow.sample((64,))
+        assert torch.equal(flow.log_prob(x), flow().log_prob(x))
+        assert torch.equal(flow.log_prob(x, outside="-inf"), flow().log_prob(x))
+    with pytest.raises(ValueError, match="NaN"):
+        flow.log_prob(torch.full((1, 3), float("nan")))
+    with pytest.raises(ValueError, match="outside must be"):
+        flow.log_prob(x, outside="drop")  # type: ignore[arg-type]
+
+
+def test_stack_without_coupling_has_only_the_elementwise_nonlinearity() -> None:
+    names = [type(t).__name__ for t in make_flow(4, elementwise="elu_tail", blocks=2,
+                                                 coupling=False).transforms()]  # fmt: skip
+    assert names == ["AffineTransform"] + 2 * [
+        "LULinearTransform", "LinearTailELUTransform", "AffineTransform"
+    ]  # fmt: skip
+    linear = make_flow(4, elementwise=None, blocks=2, coupling=False)
+    assert [type(t).__name__ for t in linear.transforms()] == ["AffineTransform"] + 2 * [
+        "LULinearTransform", "AffineTransform"
+    ]  # fmt: skip
+    assert linear.full_support and not make_flow(4, elementwise="elu", coupling=False).full_support
+
+
+def test_outside_rows_get_minus_inf_and_a_gap_that_points_back_inside() -> None:
+    flow = _random_flow("elu", 2)
+    last = flow().transforms[-1]  # the data-side ActNorm; behind it (inverse) sits an ELU
+    loc, scale = last.loc.detach(), last.scale.detach()
+    u = torch.tensor([[-2.5, 0.5], [-1.0, -3.0], [0.5, 0.5]], dtype=F64)  # seen by the ELU
+    x = (loc + scale * u).requires_grad_(True)
+    lp, gap = flow.log_prob_and_gap(x)
+    assert torch.equal(lp > -torch.inf, flow.in_support(x.detach()))
+    assert lp[:2].tolist() == [-torch.inf, -torch.inf] and torch.isfinite(lp[2].detach())
+    # the first ELU (data side) sees u: gap = sum of (-1 - u_i) over the entries <= -1;
+    # ELU layers further in may add to it (they see whatever the pass hands on)
+    gd = gap.detach()
+    assert float(gd[0]) >= 1.5 - 1e-12 and float(gd[1]) >= 2.0 - 1e-12 and gd[2] == 0
+    # inside rows: the value of log_prob (to rounding: a batch of 1 rounds differently)
+    alone = float(flow.log_prob(x[2:].detach())[0].detach())
+    assert float(lp[2].detach()) == pytest.approx(alone, rel=1e-14)
+    (g,) = torch.autograd.grad(gap.sum(), x)
+    # moving an offending coordinate up (along the ActNorm's scale) shrinks the gap
+    assert float(g[0, 0]) < 0 and float(g[1, 1]) < 0 and torch.all(g[2] == 0)

@@ -19,7 +19,16 @@ import elulab.report
 from elulab.cli import app
 from elulab.lab.api import param
 from elulab.lab.store import Store
+from elulab.report import _reference as report_reference
 from lab_toy import Toy
+
+
+@pytest.fixture(autouse=True)
+def no_bundled_reference(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The commands see no shipped reference unless a test writes one here."""
+    path = tmp_path / "bundled-reference.json"
+    monkeypatch.setattr(report_reference, "bundled_reference_path", lambda: path)
+    return path
 
 
 @pytest.fixture
@@ -175,11 +184,14 @@ def test_reproduce_runs_everything_then_builds_the_report(
     assert result.exit_code == 0, result.output
     assert calls == [(store, out, ["lab_toy_other", "lab_toy"])]
     assert str(out / "index.html") in result.stdout.replace("\n", "")
-    # the closing summary: one line per experiment and claim, then the report's path
-    tail = result.stdout[result.stdout.index("verdicts:") :].splitlines()
-    assert [line.split(":")[0].strip() for line in tail[1:3]] == ["lab_toy T1", "lab_toy_other T1"]
-    assert all(", effect " in line and line.endswith(", 3 seeds") for line in tail[1:3])
-    assert tail[3] == f"report: {out / 'index.html'}"
+    # the closing summary: a table of every experiment and claim, then the report's path
+    tail = result.stdout[result.stdout.index("verdicts") :].splitlines()
+    body = [line for line in tail if line.startswith("│")]
+    cells = [[c.strip() for c in line.split("│")[1:3]] for line in body if "T1" in line]
+    assert cells == [["T1", "lab_toy"], ["T1", "lab_toy_other"]]  # in the order they ran
+    assert sum("3 seeds" in line for line in body) == 2 and "(s)" not in result.stdout
+    assert "reference" not in tail[2]  # no reference shipped: no reference column
+    assert tail[-1] == f"report: {(out / 'index.html').absolute()}"
     with Store(store, readonly=True) as st:
         assert len(st.runs("lab_toy")) == 3 and len(st.runs("lab_toy_other")) == 3
     # `elulab report` only builds the report; a missing store is a one-line error
@@ -332,3 +344,141 @@ def test_results_carry_version_and_revision(registry: dict[str, Any], tmp_path: 
     assert rows[0]["config.size"] == "16" and rows[0]["config.fail_seeds"] == "[]"
     data = json.loads(invoke("results", "lab_toy", "--store", store, "--format", "json").stdout)
     assert {(d["version"], d["git"] or "") for d in data} == {(1, git)}
+
+
+# -- the reference: the full-profile verdicts beside a quick run -------------------------------
+
+
+def _full_reference(tmp_path: Path, into: Path) -> None:
+    """Run the toy's full profile and write its reference to ``into`` through the CLI."""
+    full = str(tmp_path / "full.sqlite")
+    assert invoke("run", "lab_toy", "--profile", "full", "--store", full).exit_code == 0
+    made = invoke("reference", "--store", full, "--out", str(into))
+    assert made.exit_code == 0, made.output
+    assert "reference: 1 verdict of 1 experiment (full profile) written to" in made.stdout
+
+
+def _whole_numbers(text: str) -> None:
+    """Nothing cut: no ellipsis, every interval on one line."""
+    assert "…" not in text
+    for line in text.splitlines():
+        assert line.count("[") == line.count("]"), line
+
+
+def test_reproduce_closes_with_this_run_beside_the_reference(
+    registry: dict[str, Any], tmp_path: Path, no_bundled_reference: Path
+) -> None:
+    _full_reference(tmp_path, no_bundled_reference)
+    out = tmp_path / "site"
+    result = CliRunner().invoke(
+        app,
+        ["reproduce", "--store", str(tmp_path / "quick.sqlite"), "--out", str(out)],
+        env={"COLUMNS": "80"},
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    # every line fits, but the report's path, which stays whole to be copied
+    assert max(len(line) for line in lines if not line.startswith("report: ")) <= 80
+    _whole_numbers(result.stdout)
+    tail = lines[[i for i, line in enumerate(lines) if line.startswith("verdicts")][-1] :]
+    header = next(line for line in tail if line.startswith("┃"))
+    assert "this run (quick)" in header and "reference (full)" in header
+    text = " ".join("\n".join(tail).split())
+    assert "3 seeds" in text and "5 seeds" in text  # quick beside full
+    assert "not the decisive ones" in text and "the reference column" in text
+    assert tail[-1] == f"report: {(out / 'index.html').absolute()}"
+    # the report shows both, with the quick-profile banner
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert 'id="quick-banner"' in index and "col-ref" in index
+
+
+def test_run_table_reads_at_80_columns(
+    registry: dict[str, Any], tmp_path: Path, no_bundled_reference: Path
+) -> None:
+    store = str(tmp_path / "s.sqlite")
+    plain = CliRunner().invoke(app, ["run", "lab_toy", "--store", store], env={"COLUMNS": "80"})
+    assert plain.exit_code == 0, plain.output
+    assert "reference" not in plain.stdout  # none shipped: no reference column
+    assert "summary" not in plain.stdout.split("T1", 1)[0]  # no squeezed summary column
+    _full_reference(tmp_path, no_bundled_reference)
+    result = CliRunner().invoke(app, ["run", "lab_toy", "--store", store], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    _whole_numbers(result.stdout)
+    header = next(line for line in lines if line.startswith("┃"))
+    assert "this run (quick)" in header and "reference (full)" in header
+    # the summary: whole words after the table, with what the effect measures
+    after = result.stdout.split("└", 1)[1]
+    assert "T1 (mean of U(0,1)): mean draw" in " ".join(after.split())
+    assert "not the decisive" in " ".join(after.split())
+
+
+def test_reference_and_ledger_commands(
+    registry: dict[str, Any], tmp_path: Path, no_bundled_reference: Path
+) -> None:
+    quick = str(tmp_path / "quick.sqlite")
+    assert invoke("run", "lab_toy", "--store", quick).exit_code == 0
+    empty = invoke("reference", "--store", quick)  # default --out: the shipped file
+    assert empty.exit_code == 0 and "0 verdicts of 0 experiments" in empty.stdout
+    assert "no full-profile summary" in empty.stderr
+    assert json.loads(no_bundled_reference.read_text())["experiments"] == {}
+    assert "No full-profile verdicts are recorded yet" in invoke("ledger").stdout
+    _full_reference(tmp_path, no_bundled_reference)
+    table = invoke("ledger", "--format", "markdown")
+    assert table.exit_code == 0
+    rows = [line for line in table.stdout.splitlines() if line.startswith("| T1")]
+    assert len(rows) == 1 and "`lab_toy`" in rows[0] and "| 5 |" in rows[0]
+    data = json.loads(invoke("ledger", "--format", "json").stdout)
+    assert data["experiments"]["lab_toy"]["verdicts"][0]["n_seeds"] == 5
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- verdicts:begin -->\nold\n<!-- verdicts:end -->\nend\n")
+    first = invoke("ledger", "--update", str(readme))
+    assert first.exit_code == 0 and "verdict table updated" in first.stdout
+    assert rows[0] in readme.read_text() and "old" not in readme.read_text()
+    assert "already up to date" in invoke("ledger", "--update", str(readme)).stdout
+    readme.write_text("no markers\n")
+    _one_line_error(invoke("ledger", "--update", str(readme)), "verdicts:begin")
+    _one_line_error(invoke("ledger", "--format", "html"), "allowed: markdown, json")
+    _one_line_error(invoke("ledger", "--reference", str(tmp_path / "none.json")), "not found")
+    _one_line_error(invoke("reference", "--store", str(tmp_path / "none.sqlite")), "does not exist")
+
+
+def test_results_parquet_and_out(registry: dict[str, Any], tmp_path: Path) -> None:
+    store = str(tmp_path / "s.sqlite")
+    assert invoke("run", "lab_toy", "--store", store, "--seeds", "2").exit_code == 0
+    written = invoke("results", "lab_toy", "--store", store, "--out", str(tmp_path / "r.csv"))
+    assert written.exit_code == 0 and written.stdout == ""
+    assert "wrote 2 runs to" in written.stderr
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "r.csv").read_text())))
+    assert [r["seed"] for r in rows] == ["0", "1"] and rows[0]["config.size"] == "16"
+    _one_line_error(invoke("results", "lab_toy", "--store", store, "--format", "xml"), "parquet")
+    _one_line_error(
+        invoke("results", "lab_toy", "--store", store, "--format", "parquet"), "--out FILE"
+    )
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "r.parquet"
+    result = invoke(
+        "results", "lab_toy", "--store", store, "--format", "parquet", "--out", str(path)
+    )
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(path)
+    assert table.column("seed").to_pylist() == [0, 1]
+    assert str(table.schema.field("started_at").type) == "timestamp[ms, tz=UTC]"
+    assert table.column("config.size").to_pylist() == ["16", "16"]
+    assert str(table.schema.field("py").type) == "double"
+    csv_py = [float(r["py"]) for r in rows]
+    assert table.column("py").to_pylist() == csv_py  # the same numbers as the CSV
+
+
+def test_results_parquet_without_pyarrow_is_one_line(
+    registry: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = str(tmp_path / "s.sqlite")
+    assert invoke("run", "lab_toy", "--store", store, "--seeds", "1").exit_code == 0
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow raises ImportError
+    result = invoke(
+        "results", "lab_toy", "--store", store, "--format", "parquet", "--out", str(tmp_path / "x")
+    )
+    _one_line_error(result, "needs pyarrow", "pip install pyarrow", "csv, json")
+    assert not (tmp_path / "x").exists()

@@ -15,6 +15,7 @@ from elulab.lab.stats import (
     bootstrap_ci,
     combine,
     critical_difference,
+    crossing,
     decide,
     holm,
     mean_ci,
@@ -331,3 +332,30 @@ def test_auc_ci_bad_input() -> None:
         auc_ci([0, 2, 1], [0.1, 0.2, 0.3])
     with pytest.raises(ValueError, match="same length"):
         auc_ci([0, 1], [0.1, 0.2, 0.3])
+
+
+# -- crossing ---------------------------------------------------------------------------
+
+
+def test_crossing_is_exact_on_a_line_in_log_x() -> None:
+    # y = 2 log10 x + 1 on a grid: the level 0 is crossed at x = 10^-0.5, exactly
+    xs = [1e-3, 1e-2, 1e-1, 1.0, 10.0]
+    ys = [2 * math.log10(x) + 1 for x in xs]
+    assert crossing(xs, ys, 0.0) == pytest.approx(10**-0.5, rel=1e-12)
+    assert crossing(xs[::-1], ys[::-1], 0.0) == pytest.approx(10**-0.5, rel=1e-12)  # order
+    assert crossing(xs, ys, ys[2]) == xs[2]  # on a grid point: that point
+    # linear in x instead: between 2 (y = 1) and 4 (y = 3), y = 2 is at 3
+    assert crossing([2.0, 4.0], [1.0, 3.0], 2.0, log_x=False) == pytest.approx(3.0, rel=1e-15)
+
+
+def test_crossing_first_segment_nan_and_dropped_points() -> None:
+    # a curve that crosses 0.5 twice: the first crossing (smaller x) is returned
+    assert crossing([1.0, 10.0, 100.0], [0.0, 1.0, 0.0], 0.5) == pytest.approx(10**0.5)
+    assert math.isnan(crossing([1.0, 10.0], [0.0, 0.4], 0.5))  # never reached: no extrapolation
+    # x <= 0 is off the log axis, a NaN y is skipped (the segment 1 -> 100 then brackets)
+    assert crossing([0.0, 1.0, 10.0, 100.0], [9.0, 0.0, math.nan, 2.0], 1.0) == pytest.approx(10.0)
+    assert crossing([-1.0, 1.0], [0.0, 2.0], 1.0, log_x=False) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="same length"):
+        crossing([1.0, 2.0], [1.0], 0.5)
+    with pytest.raises(ValueError, match="level must be finite"):
+        crossing([1.0, 2.0], [1.0, 2.0], math.nan)

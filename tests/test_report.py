@@ -20,6 +20,7 @@ from elulab.lab.api import RunResult, Series, Verdict
 from elulab.lab.store import Store
 from elulab.report import ClaimsError, ReportError, build_report, parse_claims
 from elulab.report import _build as report_build
+from elulab.report import _reference as report_reference
 from elulab.report._build import fmt_ci, fmt_num, inline_md
 from elulab.report._figures import draw_series, series_stats
 from needs import missing
@@ -265,6 +266,16 @@ def _png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _no_bundled_reference(tmp_path_factory: pytest.TempPathFactory):
+    """The tests do not depend on the reference shipped in the package: by default they
+    see none (tests of the reference pass one explicitly)."""
+    missing_file = tmp_path_factory.mktemp("no-reference") / "reference.json"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(report_reference, "bundled_reference_path", lambda: missing_file)
+        yield
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("report")
@@ -427,7 +438,8 @@ def test_index_badges_effects_and_intervals(report: Path):
     rows = _rows(report)
     c2 = rows["C2"][0]
     assert 'badge-supported">supported<' in c2
-    assert ">0.2612<" in c2 and ">[0.25, 0.27]<" in c2
+    # effects to 3 significant digits, as the verdict summaries print them
+    assert 'class="effect">0.261<' in c2 and 'class="ci">[0.25, 0.27]<' in c2
     assert "per-step gain, ELU minus ReLU" in c2
     assert "rnn_gradient_flow" in c2 and ">quick<" in c2 and ">5<" in c2
     assert "old verdict" not in report.read_text(encoding="utf-8")
@@ -455,6 +467,12 @@ def test_every_link_and_image_resolves(report: Path):
     assert [p.name for p in pages] == sorted(
         ["index.html", *(f"claim-C{i}.html" for i in range(1, 12)), "claim-Z9.html"]
     )
+    assert _check_links(site) == 2  # C2: the hook's figure and the drawn series
+
+
+def _check_links(site: Path) -> int:
+    """Every link, anchor and image of every page resolves inside ``site``; the images."""
+    pages = sorted(site.glob("*.html"))
     n_img = 0
     for page in pages:
         tags = _tags(page)
@@ -476,7 +494,7 @@ def test_every_link_and_image_resolves(report: Path):
             if tag == "img":
                 w, h = _png_size(target)
                 assert w > 0 and h > 0
-    assert n_img == 2  # C2: the hook's figure and the drawn series
+    return n_img
 
 
 def test_claim_page_contents(report: Path):
@@ -488,11 +506,15 @@ def test_claim_page_contents(report: Path):
     assert 'src="figures/rnn_gradient_flow/hook.png"' in page
     assert "Drawn by the hook &amp; kept." in page
     assert 'src="figures/rnn_gradient_flow/series-gradient-norm-vs-lag.png"' in page
-    assert "mean over 5 seeds per curve, band: ±1 standard deviation over seeds, log scale" in page
+    assert (
+        "Mean over 5 seeds per curve, band: ×/÷ one geometric standard deviation over seeds; "
+        "log scale, geometric mean of the positive values." in page
+    )
+    assert "Gradient norm" in page  # the drawn series' title: its y label, in words
     assert "figure file missing from the store" in page and "This file was never written." in page
     # small table: all seeds with a seed column; per-seed metrics; config; env; seeds
     assert "Table: gains" in page and "all 5 seeds" in page
-    assert "gain_relu" in page and "seed 4" in page
+    assert "gain_<wbr>relu" in page and "seed 4" in page
     assert "<th>activations</th><td>relu, elu</td>" in page and "<th>lr</th><td>0.001</td>" in page
     assert "<th>git_rev</th><td>abc1234</td>" in page and "<th>threads</th><td>1</td>" in page
     assert "<th>torch</th><td>2.13.0</td>" in page
@@ -520,7 +542,8 @@ def test_large_tables_show_the_first_seed(report: Path):
     assert table.count("<tr>") == 41  # header + 40 rows of one seed
     assert "also covers" in page and 'href="claim-C11.html#exp-selu_fixed_point"' in page
     c7 = (report.parent / "claim-C7.html").read_text(encoding="utf-8")
-    assert "95% CI n/a, 1 seed<" in c7
+    assert '<strong>1.5</strong> <span class="muted">(no interval)</span>' in c7
+    assert "1 seed · " in c7 and "1 seeds" not in c7
 
 
 def test_empty_store_says_nothing_has_run(tmp_path):
@@ -574,7 +597,7 @@ def test_failed_build_leaves_the_previous_report(tmp_path, monkeypatch):
     build_report(tmp_path / "s.sqlite", site)
     before = (site / "index.html").read_text(encoding="utf-8")
 
-    def broken(store, store_path, ledger, out):
+    def broken(store, store_path, ledger, out, *rest):
         (out / "index.html").write_text("half", encoding="utf-8")
         raise RuntimeError("disk full")
 
@@ -702,3 +725,421 @@ def test_check_out_dir_refuses_unwritable_folders(tmp_path, monkeypatch):
     assert not (locked / "deep").exists()
     assert report_build.check_out_dir(tmp_path / "new" / "site") == tmp_path / "new" / "site"
     assert not (tmp_path / "new").exists()  # checking writes nothing
+
+
+# -- the reference: full-profile verdicts beside the run at hand --------------------------------
+
+REF_REV = "3333333333cccccccccccccccccccccccccccccc"
+
+
+def _summary(store: Store, exp: str, claim: str, profile: str, created: float, **verdict) -> None:
+    v = Verdict(
+        claim=claim,
+        status=verdict.get("status", "supported"),
+        effect=verdict.get("effect", 0.148),
+        ci_low=verdict.get("ci_low", 0.116),
+        ci_high=verdict.get("ci_high", 0.179),
+        n_seeds=verdict.get("n_seeds", 5),
+        summary=verdict.get("summary", "The full-profile summary."),
+        effect_name=verdict.get("effect_name", "gain difference"),
+        qualifier=verdict.get("qualifier", ""),
+    )
+    chash = f"{exp}-{profile}-{int(created)}"
+    for seed in range(v.n_seeds):
+        store.record_run(
+            exp,
+            chash,
+            {"steps": 1},
+            seed,
+            status="completed",
+            result=RunResult(metrics={"m": float(seed)}),
+            started_at=created,
+            finished_at=created + 1,
+            env={**ENV, "git": REF_REV},
+            version=2,
+        )
+    store.record_summary(
+        experiment=exp,
+        title=f"{exp} title",
+        claims=[claim],
+        config_hash=chash,
+        profile=profile,
+        config={"steps": 1},
+        seeds=list(range(v.n_seeds)),
+        verdicts=[v],
+        env={**ENV, "git": REF_REV, "elulab": "9.9.9"},
+        created_at=created,
+        version=2,
+    )
+
+
+def make_reference_store(path: Path) -> Path:
+    """Full and quick summaries: the newest full one of each experiment is the reference."""
+    with Store(path) as store:
+        # rnn_gradient_flow: an old full summary, the reference, then a newer quick one
+        _summary(store, "rnn_gradient_flow", "C2", "full", T0 - 500, status="not supported")
+        _summary(store, "rnn_gradient_flow", "C2", "full", T0 - 100, qualifier="small")
+        _summary(store, "rnn_gradient_flow", "C2", "quick", T0 + 50, status="mixed", n_seeds=2)
+        # resnets: measured only in the reference, not in the store of the report
+        _summary(
+            store,
+            "resnets",
+            "C4",
+            "full",
+            T0 - 50,
+            status="mixed",
+            effect=-1.5,
+            ci_low=-2.25,
+            ci_high=-0.75,
+            effect_name="a | b",
+            summary="Post-act decays.",
+        )
+        # quick only: never a reference
+        _summary(store, "flows", "C7", "quick", T0 - 10)
+    return path
+
+
+def test_reference_takes_the_newest_full_summary_of_each_experiment(tmp_path):
+    from elulab.report import build_reference, load_reference, write_reference
+
+    ref = build_reference(make_reference_store(tmp_path / "ref.sqlite"))
+    assert sorted(ref.experiments) == ["resnets", "rnn_gradient_flow"]
+    entry = ref.experiments["rnn_gradient_flow"]
+    assert (entry.profile, entry.version, entry.elulab, entry.revision) == (
+        "full",
+        2,
+        "9.9.9",
+        REF_REV,
+    )
+    assert entry.summarised == "2025-10-09T08:51:40Z" and entry.seeds == (0, 1, 2, 3, 4)
+    (v,) = entry.verdicts
+    assert (v.claim, v.status, v.qualifier, v.label) == (
+        "C2",
+        "supported",
+        "small",
+        "supported (small)",
+    )
+    assert (v.effect, v.ci_low, v.ci_high, v.n_seeds) == (0.148, 0.116, 0.179, 5)
+    assert (v.effect_name, v.summary) == ("gain difference", "The full-profile summary.")
+    assert ref.lookup("rnn_gradient_flow", "C3") is None and ref.lookup("flows", "C7") is None
+    assert ref.created == "2025-10-09T08:52:30Z"  # the newest summary taken, not "now"
+    # the file round-trips, and building twice gives the same bytes
+    a = write_reference(ref, tmp_path / "a.json").read_bytes()
+    again = build_reference(tmp_path / "ref.sqlite")
+    assert write_reference(again, tmp_path / "b.json").read_bytes() == a
+    assert load_reference(tmp_path / "a.json") == ref
+    assert b"NaN" not in a and b"/tmp" not in a  # strict JSON, no machine paths
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (None, "reference file not found"),
+        ("{nope", "is not JSON"),
+        ("[1, 2]", "must hold a JSON object"),
+        ('{"format": 99, "experiments": {}}', "format 99 is not supported"),
+        ('{"format": 1, "experiments": {"x": {"verdicts": [{}]}}}', "bad entry"),
+    ],
+)
+def test_bad_reference_files_are_one_line_errors(tmp_path, text, match):
+    from elulab.report import ReferenceError, load_reference
+
+    path = tmp_path / "ref.json"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ReferenceError, match=match) as e:
+        load_reference(path)
+    assert "\n" not in str(e.value)
+    make_store(tmp_path / "s.sqlite").close()
+    with pytest.raises(ReportError, match=match):
+        build_report(tmp_path / "s.sqlite", tmp_path / "site", reference=path)
+    assert not (tmp_path / "site").exists()
+
+
+def test_missing_bundled_reference_is_empty():
+    from elulab.report import Reference, load_reference
+
+    assert load_reference() == Reference()  # the fixture points the bundled path nowhere
+
+
+def test_shipped_reference_is_a_reference_of_full_profiles():
+    real = Path(report_reference.__file__).with_name("reference.json")
+    assert real.is_file(), "src/elulab/report/reference.json must ship"
+    assert report_reference.bundled_reference_path() != real  # the fixture hides it
+    ref = report_reference.load_reference(real)
+    assert ref.profile == "full"
+    for entry in ref.experiments.values():
+        assert entry.profile == "full" and entry.verdicts
+        assert entry.revision not in ("unknown",), f"{entry.experiment}: no code revision"
+
+
+@pytest.fixture(scope="module")
+def with_reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from elulab.report import build_reference
+
+    d = tmp_path_factory.mktemp("with-reference")
+    make_store(d / "s.sqlite").close()
+    ref = build_reference(make_reference_store(d / "ref.sqlite"))
+    return build_report(d / "s.sqlite", d / "site", reference=ref)
+
+
+def test_index_shows_the_reference_beside_this_run(with_reference: Path):
+    rows = _rows(with_reference)
+    c2 = rows["C2"][0]
+    ref_cell = c2.split('class="col-ref"', 1)[1]
+    assert 'badge-supported">supported (small)<' in ref_cell
+    assert '0.148</span> <span class="ci">[0.116, 0.179]</span>, 5 seeds' in ref_cell
+    assert 'badge-supported">supported<' in c2.split('class="col-ref"', 1)[0]  # this run
+    # C1: a full-profile run needs no reference column; a quick one has none yet
+    assert 'class="col-ref"><span class="muted">—<' in rows["C1"][0]
+    assert "none yet" in rows["C1"][1]
+    # C4: measured only in the reference: a row of its own, linking to its box
+    (c4,) = rows["C4"]
+    assert 'badge-mixed">mixed<' in c4 and "not in this store" in c4
+    assert 'href="claim-C4.html#reference-resnets"' in c4
+    page = with_reference.read_text(encoding="utf-8")
+    assert 'id="quick-banner"' in page and "not the decisive verdicts" in page
+    assert "elulab 9.9.9" in page and "3333333333" in page
+    assert _check_links(with_reference.parent) == 2
+
+
+def test_claim_pages_pair_this_run_with_the_reference(with_reference: Path):
+    site = with_reference.parent
+    c2 = (site / "claim-C2.html").read_text(encoding="utf-8")
+    assert 'id="quick-banner"' in c2
+    this_run, reference = c2.split('class="verdict this-run', 1)[1].split(
+        'class="verdict reference', 1
+    )
+    assert "not decisive" in this_run and "5 seeds" in this_run
+    assert "ELU keeps gradients alive longer than ReLU." in this_run
+    assert "supported (small)" in reference and "<strong>0.148</strong>" in reference
+    assert "elulab 9.9.9" in reference and 'title="' + REF_REV + '"' in reference
+    assert "<summary>The reference's summary</summary>" in reference
+    assert "The full-profile summary." in reference
+    # a quick experiment without a reference says so; C4's page holds the reference box
+    c1 = (site / "claim-C1.html").read_text(encoding="utf-8")
+    assert "No full-profile verdict of dead_units_cnn on C1" in c1
+    assert "No full-profile verdict of dead_units on C1" not in c1  # that run is full
+    c4 = (site / "claim-C4.html").read_text(encoding="utf-8")
+    assert 'id="reference-resnets"' in c4 and "Post-act decays." in c4
+    assert "quick-banner" not in c4  # nothing quick on it
+    assert "a | b" in c4
+
+
+def test_the_index_explains_the_status_words(report: Path):
+    page = report.read_text(encoding="utf-8")
+    legend = page.split('id="status-legend"', 1)[1].split("</dl>", 1)[0]
+    from elulab.lab.stats import STATUSES
+
+    for status in STATUSES:
+        assert f">{status}<" in legend
+    assert "contradict the claim" in legend  # the ledger's "contradicted" is "not supported"
+
+
+def test_qualifiers_are_shown_with_the_status(tmp_path):
+    with Store(tmp_path / "s.sqlite") as store:
+        _summary(
+            store, "snn_uci", "C5", "quick", T0, status="not supported", qualifier="at our budget"
+        )
+    index = build_report(tmp_path / "s.sqlite", tmp_path / "site")
+    assert 'badge-not-supported">not supported (at our budget)<' in _rows(index)["C5"][0]
+    page = (index.parent / "claim-C5.html").read_text(encoding="utf-8")
+    assert 'badge-not-supported">not supported (at our budget)<' in page
+
+
+# -- the README's verdict table ---------------------------------------------------------------
+
+
+def test_ledger_markdown_from_a_reference(tmp_path):
+    from elulab.report import (
+        Reference,
+        build_reference,
+        ledger_markdown,
+        parse_claims,
+        replace_between_markers,
+    )
+
+    ref = build_reference(make_reference_store(tmp_path / "ref.sqlite"))
+    text = ledger_markdown(ref, [c.id for c in parse_claims().claims])
+    lines = text.splitlines()
+    assert lines[0].startswith("| claim | experiment | verdict | effect [95% CI] | seeds |")
+    assert lines[2] == (
+        "| C2 | `rnn_gradient_flow` | supported (small) | 0.148 [0.116, 0.179] | 5 "
+        "| gain difference |"
+    )
+    assert lines[3] == "| C4 | `resnets` | mixed | -1.5 [-2.25, -0.75] | 5 | a \\| b |"
+    assert "code 3333333333" in lines[-1] and "elulab 9.9.9" in lines[-1]
+    assert "make ledger" in lines[-1]
+    empty = ledger_markdown(Reference())
+    assert "No full-profile verdicts are recorded yet" in empty
+    readme = "intro\n<!-- verdicts:begin -->\nold table\n<!-- verdicts:end -->\nafter\n"
+    new = replace_between_markers(readme, text)
+    assert new.startswith("intro\n<!-- verdicts:begin -->\n| claim |")
+    assert new.endswith(f"{lines[-1]}\n<!-- verdicts:end -->\nafter\n")
+    assert replace_between_markers(new, text) == new
+
+
+def test_readme_verdict_table_is_generated_from_the_shipped_reference():
+    """The README's table between the markers is `elulab ledger --format markdown` of the
+    reference shipped in the package. After the full profiles: `make ledger`."""
+    from elulab.report import ledger_markdown, parse_claims
+    from elulab.report._reference import between_markers
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    if not readme.is_file():
+        missing("README.md beside the tests")
+    shipped = report_reference.load_reference(
+        Path(report_reference.__file__).with_name("reference.json")
+    )
+    if not shipped.experiments:
+        # nothing to generate from yet: the README keeps its table until the full
+        # profiles have run and `make ledger` writes both the reference and the table
+        pytest.skip("the shipped reference holds no full-profile verdict yet (make ledger)")
+    expected = ledger_markdown(shipped, [c.id for c in parse_claims().claims])
+    assert between_markers(readme.read_text(encoding="utf-8")) == expected, (
+        "README.md's verdict table is not the shipped reference's: run `make ledger`"
+    )
+
+
+# -- figures a person can read ------------------------------------------------------------------
+
+
+def test_drawn_series_fit_one_column_and_use_the_activation_colours(tmp_path):
+    from elulab.lab.plots import colour
+    from elulab.report._figures import _styles, activation_of, use_log_x
+
+    styles = _styles(["elu", "elu pred rms_fit", "relu", "selu_lecun+alphadropout", "x"])
+    assert styles["elu"] == (colour("elu"), "-") and styles["elu pred rms_fit"] == (
+        colour("elu"),
+        "--",
+    )
+    assert styles["relu"] == (colour("relu"), "-")
+    assert styles["selu_lecun+alphadropout"][0] == colour("selu")
+    assert activation_of("leaky_relu_he") == "leaky_relu"
+    assert use_log_x(np.array([1e-3, 1e-2, 1e-1, 1.0, 10.0]))
+    assert not use_log_x(np.array([0.0, 1.0, 2.0])) and not use_log_x(np.arange(1.0, 200.0))
+    stats = series_stats(
+        [Series(x=[0, 1, 2], ys={"relu": [0.2, 0.1, 0.3], "elu": [0.0, 0.0, 0.0]})] * 2
+    )
+    assert stats.all_zero == ["elu"]
+    assert draw_series(stats, "Dead fraction · CNN", tmp_path / "s.png")
+    w, h = _png_size(tmp_path / "s.png")
+    assert w <= report_build.NARROW_FIGURE_PX and (w, h) == (528, 352)
+
+
+def test_all_zero_series_are_named_not_drawn(tmp_path):
+    with Store(tmp_path / "s.sqlite") as store:
+        for seed in range(2):
+            _record(
+                store,
+                "dead",
+                "dead0",
+                seed,
+                RunResult(
+                    series={
+                        "saturated/cnn": Series(
+                            x=[0, 1],
+                            ys={"relu": [0.0, 0.0], "elu": [0.0, 0.0]},
+                            xlabel="epoch",
+                            ylabel="saturated fraction (whole split)",
+                        ),
+                        "dead/cnn": Series(
+                            x=[0, 1],
+                            ys={"relu": [0.1, 0.2], "elu": [0.0, 0.0]},
+                            xlabel="epoch",
+                            ylabel="dead fraction (whole split)",
+                        ),
+                    }
+                ),
+            )
+        store.record_summary(
+            experiment="dead",
+            title="Dead",
+            claims=["C1"],
+            config_hash="dead0",
+            profile="quick",
+            config={},
+            seeds=[0, 1],
+            verdicts=[],
+            env=ENV,
+            created_at=T0,
+        )
+    index = build_report(tmp_path / "s.sqlite", tmp_path / "site")
+    page = (index.parent / "claim-C1.html").read_text(encoding="utf-8")
+    assert not (index.parent / "figures" / "dead" / "series-saturated-cnn.png").exists()
+    assert (
+        "Saturated fraction · CNN: all zero, for every curve (elu, relu) over 2 seeds; "
+        "not drawn." in page
+    )
+    assert "<strong>Dead fraction · CNN.</strong>" in page and "All zero, not drawn: elu." in page
+    # no experiment figures: the drawn curves are open, not tucked away
+    assert '<details class="series" open>' in page
+
+
+def test_figures_are_sized_and_numbers_are_collapsed(report: Path):
+    page = (report.parent / "claim-C2.html").read_text(encoding="utf-8")
+    # the hook's figure is 150 px wide: one column, at its natural size
+    assert 'src="figures/rnn_gradient_flow/hook.png" alt="Drawn by the hook &amp; kept."' in page
+    assert 'width="150" height="100"' in page
+    assert '<figure class="fig fig-experiment">' in page  # not fig-wide
+    # with a hook figure, the report's own curves are collapsed
+    assert '<details class="series">' in page
+    for summary in ("Metrics per seed (2)", "Table: gains (10 rows)", "Resolved config (4 keys)"):
+        assert f"<summary>{summary}" in page, summary
+    assert "<details open" not in page
+    # column names may wrap after _ (never widen the table)
+    assert "gain_<wbr>relu" in page
+
+
+def test_wide_figures_take_a_whole_row(tmp_path):
+    from matplotlib.figure import Figure
+
+    with Store(tmp_path / "s.sqlite") as store:
+        _record(store, "wide", "wide0", 0, RunResult(metrics={"m": 1.0}))
+        tmp = store.tmp_dir()
+        fig = Figure(figsize=(16, 3), dpi=100)
+        fig.add_subplot().plot([0, 1])
+        fig.savefig(tmp / "wide.png")
+        store.record_summary(
+            experiment="wide",
+            title="Wide",
+            claims=["C1"],
+            config_hash="wide0",
+            profile="quick",
+            config={"lr": 0.1 + 0.2},
+            seeds=[0],
+            verdicts=[Verdict("C1", "inconclusive", 1.0, 0.0, 2.0, 1, "s", "e")],
+            figures=[{"path": "wide.png", "caption": "Four panels.", "claim": "C1"}],
+            figures_tmp=tmp,
+            env=ENV,
+            created_at=T0,
+        )
+    index = build_report(tmp_path / "s.sqlite", tmp_path / "site")
+    page = (index.parent / "claim-C1.html").read_text(encoding="utf-8")
+    assert '<figure class="fig fig-experiment fig-wide">' in page
+    assert 'width="1600" height="300"' in page
+    assert "<th>lr</th><td>0.3</td>" in page  # 0.30000000000000004 without its float noise
+
+
+def test_metric_tables_round_and_do_not_invent_spread():
+    from types import SimpleNamespace as NS
+
+    runs = [NS(seed=s, result=RunResult(metrics={"c": 0.1 + 0.2, "x": 1 / 3 + s})) for s in (0, 1)]
+    view = report_build._metrics_view(runs)
+    rows = {r[0]: r for r in view.rows}
+    assert rows["c"][1:4] == ["0.3", "0", "0.3"]  # equal values: sd exactly 0
+    assert rows["x"][1] == "0.8333" and rows["x"][-1] == "1.333"
+
+
+def test_long_summaries_show_their_first_sentence_and_fold_the_rest(tmp_path):
+    checks = "; ".join(f"check {i} 0.{i} [0.1, 0.9] > 0: supported" for i in range(12))
+    text = f"Every check holds at this budget. {checks}. A note on the mechanism."
+    with Store(tmp_path / "s.sqlite") as store:
+        _summary(store, "long", "C3", "quick", T0, summary=text)
+    index = build_report(tmp_path / "s.sqlite", tmp_path / "site")
+    page = (index.parent / "claim-C3.html").read_text(encoding="utf-8")
+    box = page.split('class="verdict this-run', 1)[1].split("</div>\n  </div>", 1)[0]
+    assert '<p class="verdict-summary">Every check holds at this budget.</p>' in box
+    assert "The rest of the summary (13 sentences or checks)" in box
+    assert box.count("<li>") == 13 and "<li>A note on the mechanism.</li>" in box
+    assert "<li>check 11 0.11 [0.1, 0.9] &gt; 0: supported.</li>" in box

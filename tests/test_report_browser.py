@@ -2,8 +2,12 @@
 
 Opens ``index.html`` from disk (``file://``), checks that it loads, that every image
 loads, that there are no console errors, failed requests or page errors, follows
-every claim link and checks the same there, and keeps a screenshot of the index in
-``test-artifacts/report-index.png``.
+every claim link and checks the same there. At 1280 px: no page scrolls sideways,
+every figure is shown at most at its natural width (never blown up; its text never
+smaller than drawn unless the figure is wider than the page), with every collapsed
+section opened too, and every claim page is under 6,000 px tall. A screenshot of the
+index and of every claim page is kept in ``test-artifacts/report/`` (or in the folder
+named by ``ELULAB_SCREENSHOTS``); the folder is printed.
 
 Needs ``/usr/bin/chromium`` (``.ci/run`` installs it). Without it the test is
 skipped locally, but fails when the ``CI`` environment variable is set, so CI never
@@ -18,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from elulab.lab.store import Store
-from elulab.report import build_report
-from test_report import make_store
+from elulab.report import Reference, build_reference, build_report
+from test_report import make_reference_store, make_store
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -33,11 +37,44 @@ ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+WIDTH = 1280
+MAX_PAGE_PX = 6000
 
 pytestmark = pytest.mark.browser
 
 _IMAGES_JS = """() => Array.from(document.images).map(img => ({
     src: img.getAttribute('src'), complete: img.complete, width: img.naturalWidth }))"""
+_SIZES_JS = """() => Array.from(document.images).map(img => ({
+    src: img.getAttribute('src'), natural: img.naturalWidth,
+    shown: img.getBoundingClientRect().width }))"""
+_OVERFLOW_JS = """() => ({ scroll: document.documentElement.scrollWidth,
+    client: document.documentElement.clientWidth })"""
+_HEIGHT_JS = "() => document.documentElement.scrollHeight"
+_OPEN_ALL_JS = "() => document.querySelectorAll('details').forEach(d => { d.open = true; })"
+
+
+def _shots_dir() -> Path:
+    d = Path(os.environ.get("ELULAB_SCREENSHOTS") or ARTIFACTS / "report")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _check_layout(page, url: str) -> int:
+    """No sideways scrolling, figures at most at their natural width; the page height."""
+    box = page.evaluate(_OVERFLOW_JS)
+    assert box["scroll"] <= box["client"], f"{url}: {box['scroll']} px wide at {WIDTH} px"
+    height = page.evaluate(_HEIGHT_JS)
+    page.evaluate(_OPEN_ALL_JS)  # the collapsed figures and tables count too
+    page.wait_for_load_state("load")
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
+    for img in page.evaluate(_SIZES_JS):
+        assert img["natural"] > 0, f"{url}: {img['src']} did not load"
+        assert img["shown"] <= img["natural"] + 0.5, (
+            f"{url}: {img['src']} shown {img['shown']:.0f} px wide, drawn {img['natural']} px"
+        )
+    box = page.evaluate(_OVERFLOW_JS)
+    assert box["scroll"] <= box["client"], f"{url}: opened sections scroll sideways"
+    return height
 
 
 def _require_chromium() -> None:
@@ -99,8 +136,10 @@ def _check_page(page, watch: _Watch, url: str, min_images: int = 0) -> None:
 
 def test_report_in_headless_chromium(browser, tmp_path):
     make_store(tmp_path / "results" / "elulab.sqlite").close()
-    index = build_report(tmp_path / "results" / "elulab.sqlite", tmp_path / "site")
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    index = build_report(
+        tmp_path / "results" / "elulab.sqlite", tmp_path / "site", reference=Reference()
+    )
+    page = browser.new_page(viewport={"width": WIDTH, "height": 900})
     watch = _Watch(page)
     _check_page(page, watch, index.as_uri())
     assert page.locator("#ledger tbody tr").count() >= 11
@@ -130,10 +169,51 @@ def test_report_in_headless_chromium(browser, tmp_path):
 
 def test_empty_report_in_headless_chromium(browser, tmp_path):
     Store(tmp_path / "s.sqlite").close()
-    index = build_report(tmp_path / "s.sqlite", tmp_path / "site")
+    index = build_report(tmp_path / "s.sqlite", tmp_path / "site", reference=Reference())
     page = browser.new_page()
     watch = _Watch(page)
     _check_page(page, watch, index.as_uri())
     assert page.locator("#empty-store").is_visible()
     assert page.locator("#ledger .badge-unmeasured").count() == 11
+    page.close()
+
+
+def test_claim_pages_at_1280_px_with_a_reference(browser, tmp_path):
+    """Every page at 1280 px: no sideways scrolling, figures never blown up, claim pages
+    under 6,000 px; this run beside the reference; one screenshot per page."""
+    make_store(tmp_path / "s.sqlite").close()
+    ref = build_reference(make_reference_store(tmp_path / "ref.sqlite"))
+    index = build_report(tmp_path / "s.sqlite", tmp_path / "site", reference=ref)
+    shots = _shots_dir()
+    page = browser.new_page(viewport={"width": WIDTH, "height": 900})
+    watch = _Watch(page)
+    heights: dict[str, int] = {}
+    for html in [index, *sorted(index.parent.glob("claim-*.html"))]:
+        _check_page(page, watch, html.as_uri())
+        page.screenshot(path=str(shots / f"{html.stem}.png"), full_page=True)
+        heights[html.stem] = _check_layout(page, html.as_uri())
+        assert not watch.take()
+    print(f"\nscreenshots of {len(heights)} report pages at {WIDTH} px: {shots}")
+    tall = {k: h for k, h in heights.items() if k != "index" and h >= MAX_PAGE_PX}
+    assert not tall, f"claim pages of {MAX_PAGE_PX} px or more at {WIDTH} px: {tall}"
+    assert (shots / "claim-C2.png").stat().st_size > 10_000
+    # the ledger fits the page: no column hidden behind a scroll bar of its own
+    page.goto(index.as_uri())
+    inner = page.evaluate(
+        "() => { const d = document.getElementById('ledger').parentElement;"
+        " return [d.scrollWidth, d.clientWidth]; }"
+    )
+    assert inner[0] <= inner[1], f"the ledger table scrolls sideways: {inner}"
+    # this run beside the reference, side by side on one row
+    page.goto((index.parent / "claim-C2.html").as_uri())
+    assert page.locator("#quick-banner").is_visible()
+    run = page.locator(".verdict-pair .this-run").first.bounding_box()
+    ref_box = page.locator(".verdict-pair .reference").first.bounding_box()
+    assert run and ref_box and abs(run["y"] - ref_box["y"]) < 1 and ref_box["x"] > run["x"]
+    assert "supported (small)" in page.locator(".verdict-pair .reference").first.inner_text()
+    # numbers collapsed by default: the metrics table is not visible until opened
+    metrics = page.locator("details.metrics").first
+    assert not metrics.locator("table").is_visible()
+    metrics.locator("summary").click()
+    assert metrics.locator("table").is_visible()
     page.close()

@@ -421,10 +421,15 @@ class _LabSweepView:
         self.close()
         if self.quiet:
             return
+        from rich.markup import escape
+
         from .lab.reproduce import counted
 
         if outcome.verdicts:
-            console.print(_lab_verdict_table(experiment, outcome))
+            console.print(_lab_verdict_table(experiment, outcome, _lab_reference()))
+            for v in outcome.verdicts:  # whole sentences, wrapped at the terminal's width
+                name = f" ({escape(v.effect_name)})" if v.effect_name else ""
+                console.print(f"[bold]{escape(v.claim)}[/]{name}: {escape(v.summary)}")
         console.print(
             f"{experiment.name}: {counted(len(outcome.completed), 'run')} completed, "
             f"{len(outcome.skipped)} already stored, {len(outcome.failed)} failed "
@@ -438,26 +443,121 @@ class _LabSweepView:
             self.bars = None
 
 
-def _lab_verdict_table(experiment: Any, outcome: Any) -> Any:
-    from rich.markup import escape
-    from rich.table import Table
+def _lab_reference() -> Any:
+    """The full-profile reference verdicts shipped with elulab; None (and a warning on
+    stderr) when they cannot be read."""
+    try:
+        from .report import ReferenceError, load_reference
+    except ImportError:
+        return None
+    try:
+        return load_reference()
+    except ReferenceError as e:
+        err_console.print(f"warning: {e}", markup=False, highlight=False, soft_wrap=True)
+        return None
+
+
+def _lab_effect(v: Any) -> str:
+    """``effect [low, high]`` to 3 significant digits; ``n/a`` without an effect."""
+    import math
 
     from .lab.stats import format_number
 
+    if not math.isfinite(float(v.effect)):
+        return "n/a"
+    text = format_number(v.effect)
+    if math.isfinite(float(v.ci_low)) and math.isfinite(float(v.ci_high)):
+        text += f" [{format_number(v.ci_low)}, {format_number(v.ci_high)}]"
+    return text
+
+
+def _lab_status(v: Any) -> str:
+    """The status with its qualifier (``supported (small)``), coloured."""
+    from rich.markup import escape
+
+    label = f"{v.status} ({v.qualifier})" if getattr(v, "qualifier", "") else v.status
+    style = _STATUS_STYLE.get(v.status, "")
+    return f"[{style}]{escape(label)}[/]" if style else escape(label)
+
+
+def _lab_reference_cell(reference: Any, experiment: str, claim: str) -> str:
+    found = None if reference is None else reference.lookup(experiment, claim)
+    if found is None:
+        return "[dim]none yet[/]"
+    from .lab.reproduce import counted
+
+    _, rv = found
+    return f"{_lab_status(rv)}\n{_lab_effect(rv)}\n{counted(int(rv.n_seeds), 'seed')}"
+
+
+def _lab_verdict_table(experiment: Any, outcome: Any, reference: Any = None) -> Any:
+    """Claim, status, effect with its interval, seeds, and (for a run that is not of the
+    reference's profile) the reference verdict; the summaries are printed below it."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .lab.reproduce import counted
+
+    with_ref = bool(reference and reference.experiments) and outcome.profile != reference.profile
     table = Table(title=escape(f"{experiment.name}: {experiment.title}"), title_justify="left")
-    for col in ("claim", "status", "effect", "95% CI", "seeds", "summary"):
-        table.add_column(col, overflow="fold")
+    table.add_column("claim", no_wrap=True)
+    if with_ref:  # this run and the reference side by side, each with its effect
+        table.add_column(f"this run ({escape(outcome.profile)})", overflow="fold", min_width=22)
+        table.add_column("seeds", justify="right", no_wrap=True)
+        table.add_column(f"reference ({escape(reference.profile)})", overflow="fold", min_width=22)
+    else:
+        table.add_column("status", overflow="fold")
+        table.add_column("effect [95% CI]", overflow="fold", min_width=22)
+        table.add_column("seeds", justify="right", no_wrap=True)
     for v in outcome.verdicts:
-        style = _STATUS_STYLE.get(v.status, "")
-        ci = "n/a" if not v.interval.has_interval else None
-        table.add_row(
-            v.claim,
-            f"[{style}]{v.status}[/]" if style else v.status,
-            format_number(v.effect),
-            ci or f"[{format_number(v.ci_low)}, {format_number(v.ci_high)}]",
-            str(v.n_seeds),
-            escape(v.summary),
+        if with_ref:
+            table.add_row(
+                escape(v.claim),
+                f"{_lab_status(v)}\n{_lab_effect(v)}",
+                str(v.n_seeds),
+                _lab_reference_cell(reference, experiment.name, v.claim),
+            )
+        else:
+            table.add_row(escape(v.claim), _lab_status(v), _lab_effect(v), str(v.n_seeds))
+    if with_ref:
+        table.caption = escape(
+            f"{outcome.profile} profile, {counted(len(outcome.seeds), 'seed')}: not the decisive "
+            f"verdict; the reference is the {reference.profile} profile's, shipped with elulab"
         )
+        table.caption_justify = "left"
+    return table
+
+
+def _lab_closing_table(result: Any, reference: Any) -> Any:
+    """The closing verdict summary of ``elulab reproduce``: one row per (claim,
+    experiment), this run beside the reference."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .lab.reproduce import counted
+
+    profiles = sorted({s.profile for s in result.sweeps})
+    with_ref = bool(reference and reference.experiments) and profiles != [reference.profile]
+    table = Table(title="verdicts", title_justify="left")
+    table.add_column("claim", no_wrap=True)
+    table.add_column("experiment", overflow="fold")
+    table.add_column(f"this run ({escape(', '.join(profiles))})", overflow="fold", min_width=22)
+    if with_ref:
+        table.add_column(f"reference ({escape(reference.profile)})", overflow="fold", min_width=22)
+    for sweep in result.sweeps:
+        if not sweep.verdicts:
+            n_ok = len(sweep.completed) + len(sweep.skipped)
+            runs = f"no verdict\n{counted(n_ok, 'run')} completed"
+            if sweep.failed:
+                runs += f", {len(sweep.failed)} failed"
+            table.add_row("—", escape(sweep.experiment), runs, *(["—"] if with_ref else []))
+            continue
+        for v in sweep.verdicts:
+            cell = f"{_lab_status(v)}\n{_lab_effect(v)}\n{counted(int(v.n_seeds), 'seed')}"
+            row = [escape(v.claim), escape(sweep.experiment), cell]
+            if with_ref:
+                row.append(_lab_reference_cell(reference, sweep.experiment, v.claim))
+            table.add_row(*row)
     return table
 
 
@@ -711,9 +811,20 @@ def reproduce_cmd(
         view.close()
         be.close()
         st.close()
-    console.print("verdicts:", highlight=False)
-    for line in result.closing_lines():
-        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+    reference = _lab_reference()
+    console.print(_lab_closing_table(result, reference))
+    decisive = "full" if reference is None else reference.profile
+    if profile != decisive:
+        where = (
+            "the reference column, shipped with elulab"
+            if reference is not None and reference.experiments
+            else f"none is shipped with this elulab yet: `elulab reproduce --profile {decisive}`"
+        )
+        console.print(
+            f"The {profile} profile checks that everything runs; its verdicts are not the "
+            f"decisive ones. The decisive verdicts are the {decisive} profile's ({where}).",
+            highlight=False,
+        )
     where = str(result.report) if result.report is not None else "not built (see below)"
     console.print(f"report: {where}", markup=False, highlight=False, soft_wrap=True)
     _lab_report_problems(result.problems)
@@ -735,29 +846,137 @@ def report_cmd(
     console.print(f"report: {index}", markup=False, highlight=False, soft_wrap=True)
 
 
+@app.command("reference")
+def reference_cmd(
+    store: Path = typer.Option(_DEFAULT_STORE, "--store", help="Result store (SQLite)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Reference file to write; default: the one shipped in the package."
+    ),
+    profile: str = typer.Option("full", "--profile", help="Profile whose verdicts to take."),
+) -> None:
+    """Write the reference verdicts: the newest summary of the full profile of every
+    experiment in the store, with the code revision and elulab version behind it."""
+    report = _lab_report_module()
+    _lab_store(store, readonly=True).close()
+    try:
+        ref = report.build_reference(store, profile=profile)
+        path = report.write_reference(ref, out)
+    except (report.ReferenceError, OSError) as e:
+        fail(str(e))
+    from .lab.reproduce import counted
+
+    n = sum(len(e.verdicts) for e in ref.experiments.values())
+    console.print(
+        f"reference: {counted(n, 'verdict')} of {counted(len(ref.experiments), 'experiment')} "
+        f"({profile} profile) written to {path.absolute()}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    if not ref.experiments:
+        err_console.print(
+            f"warning: the store has no {profile}-profile summary; the reference is empty",
+            highlight=False,
+        )
+
+
+@app.command("ledger")
+def ledger_cmd(
+    fmt: str = typer.Option("markdown", "--format", help="markdown or json."),
+    reference: Path | None = typer.Option(
+        None, "--reference", help="Reference file; default: the one shipped with elulab."
+    ),
+    update: Path | None = typer.Option(
+        None,
+        "--update",
+        help="Replace the table between <!-- verdicts:begin --> and <!-- verdicts:end --> "
+        "in this file (e.g. README.md) instead of printing it.",
+    ),
+) -> None:
+    """Print the verdict table of the reference (the README's table), never typed by hand."""
+    report = _lab_report_module()
+    if fmt not in ("markdown", "json"):
+        fail(f"unknown format {fmt!r}; allowed: markdown, json")
+    if update is not None and fmt != "markdown":
+        fail("--update writes the markdown table; use it with --format markdown")
+    try:
+        ref = report.load_reference(reference)
+    except report.ReferenceError as e:
+        fail(str(e))
+    if fmt == "json":
+        print_json(ref.to_json())
+        return
+    text = report.ledger_markdown(ref, [c.id for c in report.parse_claims().claims])
+    if update is None:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+        return
+    try:
+        old = update.read_text(encoding="utf-8")
+        new = report.replace_between_markers(old, text)
+        if new != old:
+            update.write_text(new, encoding="utf-8")
+    except report.ReferenceError as e:
+        fail(f"{update}: {e}")
+    except OSError as e:
+        fail(f"--update: cannot rewrite {update}: {e.strerror or e}")
+    state = "updated" if new != old else "already up to date"
+    console.print(f"{update}: verdict table {state}", markup=False, highlight=False, soft_wrap=True)
+
+
 @app.command("results")
 def results_cmd(
     experiment: str = typer.Argument(..., help="Experiment name (or module:Class)."),
-    fmt: str = typer.Option("csv", "--format", help="csv or json."),
+    fmt: str = typer.Option("csv", "--format", help="csv, json, or parquet (needs pyarrow)."),
     store: Path = typer.Option(_DEFAULT_STORE, "--store", help="Result store (SQLite)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Write to this file (needed for parquet); default: stdout."
+    ),
 ) -> None:
     """Export the stored runs of one experiment: one row per (config, seed), with the
-    experiment version and git revision of each run."""
-    from .lab.store import export_runs
+    experiment version and git revision of each run, the resolved config and ISO 8601
+    UTC timestamps."""
+    from .lab.store import export_parquet, export_runs
 
-    if fmt not in ("csv", "json"):
-        fail(f"unknown format {fmt!r}; allowed: csv, json")
+    if fmt not in ("csv", "json", "parquet"):
+        fail(f"unknown format {fmt!r}; allowed: csv, json, parquet")
+    if fmt == "parquet":
+        if out is None:
+            fail("--format parquet writes a binary file: give it --out FILE.parquet")
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            fail(
+                "--format parquet needs pyarrow (pip install pyarrow); allowed without it: csv, json"
+            )
     name = _lab_experiment(experiment).name if ":" in experiment else experiment
     st = _lab_store(store, readonly=True)
     try:
         known = sorted(set(_lab_registry()) | set(st.experiments()))
         if name not in known:
             fail(f"unknown experiment {name!r}; allowed: {', '.join(known) or '(none)'}")
-        text = export_runs(st.runs(name, status=None), fmt)
+        runs = st.runs(name, status=None)
     finally:
         st.close()
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    try:
+        if fmt == "parquet":
+            assert out is not None
+            export_parquet(runs, out)
+        elif out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(export_runs(runs, fmt), encoding="utf-8")
+        else:
+            sys.stdout.write(export_runs(runs, fmt))
+            sys.stdout.flush()
+    except OSError as e:
+        fail(f"--out: cannot write {out}: {e.strerror or e}")
+    if out is not None:
+        err_console.print(
+            f"wrote {len(runs)} run{'s' if len(runs) != 1 else ''} to {out.absolute()}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 # --- section: audit (diagnostics) ---
@@ -807,34 +1026,63 @@ def audit_cmd(
     if as_json:
         print_json(result.to_json())
         return
+    from rich import box
     from rich.markup import escape
     from rich.table import Table
 
-    acc = "" if result.eval_accuracy is None else f", held-out accuracy {result.eval_accuracy:.4f}"
+    from .lab.stats import format_number
+
+    acc = "" if result.eval_accuracy is None else f", held-out accuracy {result.eval_accuracy:.3f}"
     table = Table(
         title=escape(
-            f"{spec} on {data}: {result.steps} steps, audit loss {result.eval_loss:.4g}{acc}"
-        )
+            f"{spec} on {data}: {result.steps} steps, audit loss "
+            f"{format_number(result.eval_loss)}{acc}"
+        ),
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        collapse_padding=True,
+        pad_edge=False,
     )
-    for col in ("layer", "kind", "units", "dead", "saturated", "mean", "var", "grad norm", "gain"):
-        table.add_column(col, justify="left" if col in ("layer", "kind") else "right")
+    # the gain of a Linear/Conv followed by its activation is exactly 1 (one tensor):
+    # shown only where it says something, and dropped when it never does
+    gains = [s.grad_gain for s in result.layers]
+    show_gain = any(g is not None and g != 1.0 for g in gains)
+    columns = ["layer", "kind", "units", "dead", "sat.", "mean", "var", "grad norm"]
+    for col in columns + (["gain"] if show_gain else []):
+        left = col in ("layer", "kind")
+        table.add_column(
+            col, justify="left" if left else "right", overflow="fold", no_wrap=not left
+        )
     for s in result.layers:
-        table.add_row(
+        row = [
             escape(s.name),
             escape(s.kind),
             str(s.units),
             f"{s.dead_fraction:.3f}",
             f"{s.saturated_fraction:.3f}",
-            f"{s.mean:.4g}",
-            f"{s.var:.4g}",
-            f"{s.grad_norm:.4g}",
-            "-" if s.grad_gain is None else f"{s.grad_gain:.3g}",
-        )
+            format_number(s.mean),
+            format_number(s.var),
+            format_number(s.grad_norm),
+        ]
+        if show_gain:
+            row.append(
+                "" if s.grad_gain is None or s.grad_gain == 1.0 else format_number(s.grad_gain)
+            )
+        table.add_row(*row)
     console.print(table)
     console.print(
-        "dead: zero gradient at the pre-activation for every held-out sample; saturated: "
-        f"not dead, |f'(x)| < {eps:g} for every sample; conv units are channels"
-        + (f"; wrote {out}/audit.html and audit.json" if out is not None else "")
+        "dead: share of units with zero gradient at the pre-activation for every held-out "
+        f"sample; sat. (saturated): not dead, |f'(x)| < {eps:g} for every sample; conv units "
+        "are channels; grad norm: of the loss gradient at the layer's pre-activation"
+        + (
+            "; gain: grad norm over the next layer's, the factor by which the gradient "
+            "shrinks (< 1) or grows (> 1) passing back through the layer (blank where it is "
+            "1 by construction: the next layer reads this one's output as is)"
+            if show_gain
+            else ""
+        )
+        + (f"; wrote {out}/audit.html and audit.json" if out is not None else ""),
+        highlight=False,
     )
 
 

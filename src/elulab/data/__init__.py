@@ -11,7 +11,9 @@ from .builtin import load_builtin as load_builtin
 from .htru2 import load_htru2 as load_htru2
 from .mnist import load_mnist as load_mnist
 from .mnist import load_mnist_split as load_mnist_split
+from .mnist import row_sequences as row_sequences
 from .mnist import split_indices as split_indices
+from .splits import stratified_split as stratified_split
 from .uci import UCIDataset as UCIDataset
 from .uci import UCIFormatError as UCIFormatError
 from .uci import list_uci_datasets as list_uci_datasets
@@ -30,5 +32,7 @@ __all__ = [
     "load_mnist",
     "load_mnist_split",
     "load_uci",
+    "row_sequences",
     "split_indices",
+    "stratified_split",
 ]

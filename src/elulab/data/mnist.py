@@ -46,6 +46,7 @@ __all__ = [
     "load_mnist",
     "load_mnist_split",
     "read_idx",
+    "row_sequences",
     "split_indices",
 ]
 
@@ -222,3 +223,34 @@ def load_mnist_split(
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(part):
             raise ValueError(f"{name} must be an integer in 1..{len(part)}, got {n!r}")
     return images[tr[:n_train]], labels[tr[:n_train]], images[te[:n_test]], labels[te[:n_test]]
+
+
+def row_sequences(
+    rows: torch.Tensor,
+    first: torch.Tensor,
+    n_after: int,
+    pool: np.ndarray,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Sequences of image rows: image ``first[i]``'s rows, then ``n_after`` rows of others.
+
+    For sequential-MNIST tasks (one row per time step). ``rows`` is ``(N, R, W)``
+    (image, row, pixel). After each sequence's own image come the rows of
+    ``ceil(n_after / R)`` whole images, one per sequence drawn uniformly from the
+    indices ``pool`` with ``generator`` (one ``torch.randint`` per extra image); the
+    result is cut to ``R + n_after`` rows.
+
+    Returns:
+        a tensor ``(len(first), R + n_after, W)``.
+
+    Example:
+        >>> rows = torch.arange(4 * 28 * 28.0).reshape(4, 28, 28)
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> row_sequences(rows, torch.tensor([0, 1]), 14, np.array([2, 3]), gen).shape
+        torch.Size([2, 42, 28])
+    """
+    parts, r = [rows[first]], rows.shape[1]
+    for _ in range(-(-n_after // r)):
+        pick = torch.randint(len(pool), (len(first),), generator=generator)
+        parts.append(rows[torch.from_numpy(pool)[pick]])
+    return torch.cat(parts, dim=1)[:, : r + n_after]

@@ -6,19 +6,20 @@ of every layer to mean 0 and variance 1 with no normalisation layer; the constan
 :math:`\lambda, \alpha` follow from exact Gaussian moments of ELU.
 
 Protocol: (1) derive :math:`(\lambda, \alpha)`, their error against the published digits,
-and the spectral norm of the moment map's Jacobian at (0, 1) (< 1: it attracts); (2) the
-moment map's flow field and basin of attraction on grids (:math:`\omega = 0, \tau = 1`;
-:mod:`elulab.theory.selu`); (3) standardised MNIST images through deep random networks,
-each layer's activation mean and variance pooled over units and images, for the
-:data:`SETUPS` (SELU + LeCun; SELU + ``kaiming_normal_(nonlinearity="selu")``, gain 3/4,
-the common PyTorch mistake; ELU / ReLU + He; tanh + Xavier), each without and with dropout
-(AlphaDropout for SELU, standard dropout for the others and, a second mistake, for SELU).
+and the spectral norm of the moment map's Jacobian at (0, 1); (2) its flow field and basin;
+(3) standardised MNIST images through deep random nets, each layer's activation mean and
+variance over units and images, for the :data:`SETUPS` without and with dropout (Alpha for
+SELU, standard for the others and, a mistake, for SELU) and ELU + LeCun; (4) for the
+SELU/ELU nets, each layer's predicted statistics and their spread over random nets of this
+width on these images (:func:`elulab.theory.random_net_statistics`).
 
-Verdict: supported (2 or more seeds) if the constants match to ``1e-12``, the spectral
-norm is below 1, SELU + LeCun, with and without AlphaDropout, stays inside the band
-(:math:`|\mu| \le` ``band_mean``, :math:`|\nu - 1| \le` ``band_var``) at every layer from
-``burn_in`` on in every seed, and every other set-up leaves it; mixed if another stays
-too. Effect: SELU + LeCun's largest :math:`|\nu - 1|` there (mean over seeds, t-interval).
+Verdict: a band is ``z`` predicted sds, Bonferroni over layers ``burn_in..depth``, the two
+statistics and the seeds at ``false_alarm``. Supported (2 or more seeds) if the constants
+match to ``1e-12``, the spectral norm is below 1, SELU + LeCun with and without
+AlphaDropout stays in its band around (0, 1) at every such layer in every seed, and so does
+every control (:data:`CONTROLS`) around its *predicted* trajectory, far from (0, 1); mixed
+if a control fails (the band's derivation is then in doubt). Effect: SELU + LeCun's largest
+:math:`|\nu - 1|` there.
 
 References: Self-Normalizing Neural Networks (Klambauer, Unterthiner, Mayr, Hochreiter,
 2017), arXiv:1706.02515.
@@ -35,17 +36,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from scipy.stats import norm
 
 from .. import theory
 from ..data.mnist import load_mnist
+from ..diagnostics import layer_statistics
 from ..lab.api import Experiment, Figure, RunContext, RunResult, Series, param
 from ..lab.plots import band, panels, save
 from ..lab.stats import Effect, mean_ci
 from ..lab.verdicts import Check, Verdict, key, per_seed
-from ..nn import AlphaDropout, get_activation, lecun_normal_
-from ..train import generator, seeded
+from ..train import generator
 
-__all__ = ["PUBLISHED_ALPHA", "PUBLISHED_LAMBDA", "SETUPS", "SnnFixedPoint", "layer_statistics"]
+__all__ = ["CONTROLS", "PUBLISHED_ALPHA", "PUBLISHED_LAMBDA", "SETUPS", "SnnFixedPoint"]
 
 # The digits printed in the SNN paper's code (bioinf-jku/SNNs, selu.py) and in PyTorch.
 PUBLISHED_LAMBDA = "1.0507009873554804934193349852946"
@@ -60,6 +62,15 @@ SETUPS: dict[str, tuple[str, float]] = {
     "tanh_xavier": ("tanh", 5.0 / 3.0),  # torch.nn.init.calculate_gain("tanh")
 }
 SELU_LECUN = ("selu_lecun", "selu_lecun+alphadropout")
+# predictions the measurement could contradict: each lies far outside SELU's (0, 1) band
+CONTROLS = (
+    "selu_kaiming_selu",
+    "selu_kaiming_selu+alphadropout",
+    "selu_lecun+standard_dropout",
+    "elu_lecun",
+)
+_SELU = {"lam": theory.SELU_LAMBDA, "alpha": theory.SELU_ALPHA}
+ELU_FAMILY = {"selu": _SELU, "elu": {"lam": 1.0, "alpha": 1.0}}  # lam * elu(x; alpha)
 
 
 @dataclass(frozen=True)
@@ -71,9 +82,13 @@ class Config:
     width: int = param(256, "units per layer", ge=2)
     n_inputs: int = param(512, "MNIST images pushed through each network", ge=2)
     dropout: float = param(0.1, "dropout rate of the 'with dropout' runs", gt=0.0, lt=1.0)
-    band_mean: float = param(0.1, "the verdict's band: largest |activation mean|", gt=0.0)
-    band_var: float = param(0.1, "the verdict's band: largest |activation variance - 1|", gt=0.0)
-    burn_in: int = param(8, "first layer (counted from 1) the band applies to, <= depth", ge=1)
+    false_alarm: float = param(
+        0.01, "chance that a net on its prediction leaves its band, per set-up", gt=0.0, lt=1.0
+    )
+    burn_in: int = param(
+        16, "first band layer (<= depth): the images' transient is under 1 sd by then", ge=1
+    )
+    pair_inputs: int = param(128, "images whose pair correlations the spread follows", ge=2)
     grid: int = param(15, "flow field: points per axis", ge=2)
     basin_grid: int = param(40, "basin of attraction: points per axis", ge=2)
     basin_iters: int = param(200, "moment-map iterations from each start point", ge=2)
@@ -90,49 +105,8 @@ def _variants() -> list[tuple[str, str, float, str]]:
         kind = "alpha" if act == "selu" else "standard"
         label = f"{name}+{'alpha' if kind == 'alpha' else ''}dropout"
         out += [(name, act, gain, "none"), (label, act, gain, kind)]
-    return [*out, ("selu_lecun+standard_dropout", "selu", 1.0, "standard")]
-
-
-@torch.no_grad()
-def layer_statistics(
-    x: torch.Tensor,
-    *,
-    activation: str,
-    depth: int,
-    width: int,
-    gain: float = 1.0,
-    dropout: str = "none",
-    rate: float = 0.1,
-    seed: int = 0,
-) -> tuple[list[float], list[float]]:
-    """Mean and variance of each layer's activations in a deep random MLP (train mode).
-
-    ``h_l = drop(act(W_l h_{l-1}))``, ``W_l ~ N(0, gain^2 / n)`` from
-    :func:`elulab.train.generator` ``(seed)``, zero biases; ``drop``: ``"none"``, ``"alpha"``
-    (:class:`elulab.nn.AlphaDropout`) or ``"standard"`` (``nn.Dropout``) at ``rate``, masks
-    from :func:`elulab.train.seeded` ``(seed + 1)``; pooled over units and inputs.
-
-    Example:
-        >>> m, v = layer_statistics(torch.randn(256, 32), activation="selu", depth=4,
-        ...                         width=64)
-        >>> len(m), len(v)
-        (4, 4)
-    """
-    drops = {"none": None, "alpha": AlphaDropout, "standard": torch.nn.Dropout}
-    if dropout not in drops:
-        raise ValueError(f"dropout must be 'none', 'alpha' or 'standard', got {dropout!r}")
-    gen, act = generator(seed), get_activation(activation)
-    drop = None if drops[dropout] is None else drops[dropout](rate).train()
-    means, variances = [], []
-    with seeded(seed + 1):
-        h = x.to(torch.float32)
-        for _ in range(depth):
-            w = lecun_normal_(torch.empty(width, h.shape[1]), gain=gain, generator=gen)
-            h = act(h @ w.T)
-            h = h if drop is None else drop(h)
-            means.append(float(h.mean()))
-            variances.append(float(h.var()))
-    return means, variances
+    extra = [("selu_lecun+standard_dropout", "selu", 1.0, "standard")]
+    return [*out, *extra, ("elu_lecun", "elu", 1.0, "none")]
 
 
 def _mnist_inputs(n: int, seed: int, root: Path | None) -> torch.Tensor:
@@ -170,13 +144,15 @@ def _theory(config: Config) -> tuple[dict[str, float], dict[str, list[dict]]]:
     g = config.grid
     mu, nu = np.meshgrid(np.linspace(-1.0, 1.0, g), np.linspace(0.1, 3.0, g), indexing="ij")
     dmu, dnu = theory.moment_map_flow(mu, nu, **sel)
-    g = config.basin_grid
+    g, steps = config.basin_grid, config.basin_iters
     bmu, bnu = np.meshgrid(np.linspace(-3.0, 3.0, g), np.linspace(0.02, 6.0, g), indexing="ij")
-    ok = theory.basin_of_attraction(bmu, bnu, steps=config.basin_iters, **sel)
-    # where the statistics go with PyTorch's Kaiming gain for SELU (tau = 0.75^2)
-    m, v, _ = theory.iterate_moment_map(0.0, 1.0, config.basin_iters, tau=0.5625, **sel)
-    metrics["kaiming_selu_fixed_point_mean"] = float(m)
-    metrics["kaiming_selu_fixed_point_var"] = float(v)
+    ok = theory.basin_of_attraction(bmu, bnu, steps=steps, **sel)
+    # where the statistics go with PyTorch's Kaiming gain for SELU (tau = 0.75^2), with
+    # normalised weights (the paper's omega = 0) and with random ones (the nets here)
+    for name, rand in (("", False), ("random_weights_", True)):
+        it = theory.iterate_moment_map(0.0, 1.0, steps, tau=0.5625, random_weights=rand, **sel)
+        metrics[f"kaiming_selu_{name}fixed_point_mean"] = float(it[0])
+        metrics[f"kaiming_selu_{name}fixed_point_var"] = float(it[1])
     metrics["basin_fraction"] = float(np.mean(ok))
     flow = _table(mu=mu, nu=nu, dmu=dmu, dnu=dnu)
     return metrics, {"flow": flow, "basin": _table(mu=bmu, nu=bnu, to_fixed_point=ok)}
@@ -185,8 +161,21 @@ def _theory(config: Config) -> tuple[dict[str, float], dict[str, list[dict]]]:
 def _rule(label: str, ok: bool, effect: Any, n: int, threshold: float, note: str = "") -> Check:
     """A sub-claim decided by a fixed rule (no t-test): ``effect`` below ``threshold``."""
     eff = effect if isinstance(effect, Effect) else Effect(float(effect), math.nan, math.nan)
-    kw = {"effect": eff, "n": n, "threshold": threshold, "direction": "less", "note": note}
-    return Check(label=label, status="supported" if ok else "not supported", **kw)
+    status = "supported" if ok else "not supported"
+    return Check(label, status, eff, n, threshold, direction="less", note=note)
+
+
+def _style(label: str) -> dict[str, Any]:
+    """Dashed: Kaiming's gain; dotted: plain dropout on SELU; dash-dot: ELU + LeCun."""
+    ls = {"kaiming": "--", "standard": ":", "elu_lecun": "-."}
+    ls = next((v for k, v in ls.items() if k in label), "-")
+    return {"ls": ls, "lw": 2 if label.startswith("selu") and "dropout" not in label else 1}
+
+
+def band_z(config: Config, n_seeds: int) -> float:
+    """Half-width of every band in predicted sds: Bonferroni over layers, 2 stats, seeds, 2 sides."""
+    tests = 4 * (config.depth - config.burn_in + 1) * max(n_seeds, 1)
+    return float(norm.isf(config.false_alarm / tests))
 
 
 class SnnFixedPoint(Experiment):
@@ -201,57 +190,75 @@ class SnnFixedPoint(Experiment):
         "full": dict(seeds=5, depth=128, width=512, n_inputs=2000, grid=21, basin_grid=80),
         "smoke": dict(seeds=2, depth=4, width=16, n_inputs=32, burn_in=2, grid=3, basin_grid=3),
     }
+    version: ClassVar[int] = 2  # 2: bands derived from the finite-width spread, controls
 
     def run(self, config: Config, seed: int, context: RunContext) -> RunResult:
         metrics, tables = _theory(config)
         x = _mnist_inputs(config.n_inputs, seed, context.data_dir)
-        means, variances, variants, b = {}, {}, _variants(), config.burn_in - 1
-        size = {"depth": config.depth, "width": config.width, "rate": config.dropout}
+        xd = x.double().numpy()
+        series: dict[str, dict[str, list[float]]] = {}
+        variants, b, depth = _variants(), config.burn_in - 1, config.depth
+        size = {"depth": depth, "width": config.width, "rate": config.dropout}
         for k, (label, act, gain, drop) in enumerate(variants):
-            stats = layer_statistics(
-                x, activation=act, gain=gain, dropout=drop, seed=seed * 1000 + k, **size
-            )
-            m, v = means[label], variances[label] = stats
+            args = {"activation": act, "gain": gain, "dropout": drop, "seed": seed * 1000 + k}
+            m, v = (np.asarray(s) for s in layer_statistics(x, **args, **size))
+            curves = {"mean": m, "var": v}
             metrics[key("max_abs_mean", label)] = float(np.max(np.abs(m[b:])))
-            metrics[key("max_abs_var_dev", label)] = float(np.max(np.abs(np.asarray(v[b:]) - 1)))
-            metrics[key("final_mean", label)] = m[-1]
-            metrics[key("final_var", label)] = v[-1]
+            metrics[key("max_abs_var_dev", label)] = float(np.max(np.abs(v[b:] - 1)))
+            metrics[key("final_mean", label)], metrics[key("final_var", label)] = m[-1], v[-1]
+            if label in SELU_LECUN + CONTROLS:  # the prediction, and where the band sits
+                kw = {**ELU_FAMILY[act], "gain": gain, "dropout": drop, **size}
+                p = theory.random_net_statistics(xd, pair_inputs=config.pair_inputs, **kw)
+                for stat, pred, sd in (("mean", p.mean, p.sd_mean), ("var", p.var, p.sd_var)):
+                    fixed = {"mean": 0.0, "var": 1.0}[stat] if label in SELU_LECUN else pred
+                    zs, err = (curves[stat] - fixed) / sd, (curves[stat] - pred) / sd
+                    vals = {
+                        "max_z": np.max(np.abs(zs[b:])),
+                        "rms_z": np.sqrt(np.mean(err[b:] ** 2)),
+                    }
+                    vals |= {"pred_final": pred[-1], "sd_final": sd[-1]}
+                    metrics |= {key(f"{q}_{stat}", label): float(y) for q, y in vals.items()}
+                    curves |= {f"pred_{stat}": pred, f"sd_{stat}": sd, f"z_{stat}": zs}
+            for name, ys in curves.items():
+                series.setdefault(name, {})[label] = [float(y) for y in ys]
             context.progress(k + 1, len(variants))
-        layers = [float(i) for i in range(1, config.depth + 1)]
-        mean = Series(layers, means, "layer", "activation mean")
-        var = Series(layers, variances, "layer", "activation variance", logy=True)
-        return RunResult(metrics=metrics, series={"mean": mean, "var": var}, tables=tables)
+        layers = [float(i) for i in range(1, depth + 1)]
+        out = {n: Series(layers, ys, "layer", n.replace("_", " ")) for n, ys in series.items()}
+        return RunResult(metrics=metrics, series=out, tables=tables)
 
     def verdict(self, config: Config, results: Sequence[RunResult]) -> list[Verdict]:
-        span = f"layers {config.burn_in}..{config.depth}"
-        what = f"largest |variance - 1| of SELU+LeCun (with or without AlphaDropout) over {span}"
+        what = "largest |variance - 1| of SELU+LeCun (with or without AlphaDropout) over layers "
+        what += f"{config.burn_in}..{config.depth}"
         if not results:
             return [Verdict.inconclusive("C5", "no runs", effect_name=what)]
-        n, r0 = len(results), results[0].metrics
+        n, r0, z = len(results), results[0].metrics, band_z(config, len(results))
 
-        def inside(label: str) -> bool:  # in the band at every layer, in every seed
-            mean, var = (per_seed(results, q, label) for q in ("max_abs_mean", "max_abs_var_dev"))
-            return bool(np.all(mean <= config.band_mean) and np.all(var <= config.band_var))
+        def banded(label: str, where: str) -> Check:  # inside at every layer, in every seed
+            worst = np.max([per_seed(results, f"max_z_{s}", label) for s in ("mean", "var")], 0)
+            rms = np.mean([per_seed(results, f"rms_z_{s}", label) for s in ("mean", "var")])
+            note = f"rms deviation from the prediction {rms:.2f} sd"
+            ok = bool(np.all(worst <= z))
+            return _rule(f"{label}: largest |z| from {where}", ok, worst.max(), n, z, note)
 
-        err, norm = max(r0["lambda_abs_error"], r0["alpha_abs_error"]), r0["jacobian_spectral_norm"]
-        selu_ok = all(inside(lab) for lab in SELU_LECUN)
-        stay = [lab for lab, *_ in _variants() if lab not in SELU_LECUN and inside(lab)]
+        err, rho = max(r0["lambda_abs_error"], r0["alpha_abs_error"]), r0["jacobian_spectral_norm"]
+        selu = [banded(lab, "(0, 1)") for lab in SELU_LECUN]
+        controls = [banded(lab, "its predicted trajectory") for lab in CONTROLS]
+        c1 = _rule("error of lambda, alpha vs the published digits", err <= 1e-12, err, 1, 1e-12)
+        c2 = _rule("spectral norm of the moment map's Jacobian at (0, 1)", rho < 1.0, rho, 1, 1.0)
+        checks = [c1, c2, *selu, *controls]
+        held = [c.status == "supported" for c in checks]
+        status = ("supported" if n >= 2 else "inconclusive") if all(held) else "mixed"
+        status = status if all(held[:4]) else "not supported"
         worst = np.max([per_seed(results, "max_abs_var_dev", lab) for lab in SELU_LECUN], axis=0)
-        band = f"|mean| <= {config.band_mean}, |var - 1| <= {config.band_var}"
-        note = f"{band} at every layer in every seed: {'yes' if selu_ok else 'no'}"
-        selu = _rule(what, selu_ok, mean_ci(worst), n, config.band_var, note)
-        checks = [
-            _rule("error of lambda, alpha vs the published digits", err <= 1e-12, err, 1, 1e-12),
-            _rule("spectral norm of the moment map's Jacobian at (0, 1)", norm < 1.0, norm, 1, 1.0),
-            selu,
-            _rule("other set-ups inside the band", not stay, len(stay), 1, 1, ", ".join(stay)),
-        ]
-        status = "mixed" if stay else "supported" if n >= 2 else "inconclusive"
-        status = status if err <= 1e-12 and norm < 1.0 and selu_ok else "not supported"
-        pre = f"{config.depth} layers of width {config.width}, standardised MNIST:"
-        rule = "Supported when all four hold, with 2 or more seeds; mixed when only the last fails."
-        kw = {"effect": selu, "effect_name": what, "n_seeds": n, "preamble": pre, "notes": [rule]}
-        return [Verdict.from_checks("C5", checks, status=status, **kw)]
+        half = z * np.mean(per_seed(results, "sd_final_var", "selu_lecun"))
+        pre = (
+            f"{config.depth} layers of width {config.width}, {config.n_inputs} standardised MNIST "
+            f"images; bands of z = {z:.2f} predicted sds (false alarm {config.false_alarm} per "
+            f"set-up; SELU+LeCun's at layer {config.depth}: |var - 1| <= {half:.3g}):"
+        )
+        rule = "Supported when all hold (2+ seeds); mixed when only controls fail."
+        kw = {"effect_name": what, "n_seeds": n, "preamble": pre, "notes": [rule]}
+        return [Verdict.from_checks("C5", checks, status=status, effect=mean_ci(worst), **kw)]
 
     def figures(self, config: Config, results: Sequence[RunResult], out_dir: Path) -> list[Figure]:
         r0, basin = results[0], results[0].tables["basin"]
@@ -263,34 +270,46 @@ class SnnFixedPoint(Experiment):
         ax.quiver(*arrows, angles="xy", scale_units="xy", scale=2, width=0.003)
         ax.plot([0], [1], "r*", ms=14, label="fixed point (0, 1)")
         ax.set(xlim=(-1.05, 1.05), ylim=(0.0, 3.1), xlabel=r"mean $\mu$", ylabel=r"variance $\nu$")
-        norm, frac = r0.metrics["jacobian_spectral_norm"], r0.metrics["basin_fraction"]
-        ax.set_title(f"SELU moment map ($\\omega=0, \\tau=1$); spectral norm {norm:.3f}", size=9)
+        norm2, frac = r0.metrics["jacobian_spectral_norm"], r0.metrics["basin_fraction"]
+        ax.set_title(f"SELU moment map ($\\omega=0, \\tau=1$); spectral norm {norm2:.3f}", size=9)
         ax.legend(loc="upper right", fontsize=8)
         caption = (
             f"Arrows: one step of the SELU moment map (LeCun weights); green: start points "
             f"that reach (0, 1) ({100 * frac:.0f}% of mu in [-3, 3], nu in (0, 6])."
         )
         figs = [Figure(save(fig, Path(out_dir) / "snn_flow_field.png", dpi=120), caption)]
+        z, x = band_z(config, len(results)), np.asarray(r0.series["mean"].x)
         for name, what in (("var", "variance"), ("mean", "mean")):
             fig, axes = panels(2, ncols=2, width=5.5, height=4.0)
             axes[1].sharey(axes[0])
-            mid, half = (1.0, config.band_var) if name == "var" else (0.0, config.band_mean)
             for ax, with_drop in zip(axes, (False, True), strict=True):
-                for label, act, _, _ in _variants():
-                    if ("dropout" in label) == with_drop:
-                        ys = [r.series[name].ys[label] for r in results]
-                        ls = "--" if "kaiming" in label else ":" if "standard" in label else "-"
-                        lw = 2 if "selu_lecun" in label else 1
-                        band(ax, r0.series[name].x, ys, label, colour_of=act, lw=lw, ls=ls)
-                ax.axhspan(mid - half, mid + half, color="green", alpha=0.15)
+                for label, act, *_ in [v for v in _variants() if ("dropout" in v[0]) == with_drop]:
+                    ys = [r.series[name].ys[label] for r in results]
+                    band(ax, x, ys, label, colour_of=act, **_style(label))
                 ax.set(yscale="log" if name == "var" else "linear", xlabel="layer")
                 ax.set_title("with dropout" if with_drop else "without dropout", fontsize=9)
                 ax.legend(fontsize=7)
             axes[0].set_ylabel(f"activation {what}")
             caption = (
                 f"Activation {what} per layer, {config.depth} x {config.width} random nets, "
-                f"MNIST ({len(results)} seed(s): mean, range); green: the verdict's band."
+                f"MNIST ({len(results)} seed(s): mean, range)."
             )
-            path = save(fig, Path(out_dir) / f"snn_layer_{name}.png", dpi=120)
-            figs.append(Figure(path, caption))
+            figs.append(
+                Figure(save(fig, Path(out_dir) / f"snn_layer_{name}.png", dpi=120), caption)
+            )
+        fig, axes = panels(2, ncols=2, width=5.5, height=4.0)
+        for ax, (name, what) in zip(axes, (("var", "variance"), ("mean", "mean")), strict=True):
+            for label, act, *_ in [v for v in _variants() if v[0] in SELU_LECUN + CONTROLS]:
+                ys = [r.series[f"z_{name}"].ys[label] for r in results]
+                band(ax, x, ys, label, colour_of=act, **_style(label))
+            ax.fill_between(x, -z, z, where=x >= config.burn_in, color="grey", alpha=0.15, lw=0)
+            ax.set(ylim=(-z - 0.5, z + 3.0), xlabel="layer", title=f"activation {what}")
+            ax.legend(fontsize=7, ncol=2, loc="upper center")
+        axes[0].set_ylabel("(measured - band centre) / predicted sd")
+        caption = (
+            f"Each banded set-up's deviation from its band's centre ((0, 1) for SELU+LeCun, the "
+            f"predicted trajectory for the controls) in predicted sds ({len(results)} seed(s): "
+            f"mean, range); grey: the band |z| <= {z:.2f}, from layer {config.burn_in}."
+        )
+        figs.append(Figure(save(fig, Path(out_dir) / "snn_band_z.png", dpi=120), caption))
         return figs

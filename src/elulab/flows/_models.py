@@ -13,8 +13,10 @@ The generative direction goes from the base :math:`\mathcal N(0, I)` to the data
     \log p(x) = \log \mathcal N(T^{-1}(x); 0, I) - \sum_k \log |\det J_{T_k}|.
 
 :func:`make_flow` builds an ActNorm followed by blocks of [affine coupling (ELU
-conditioner), LU-linear, elementwise bijection, ActNorm]; the elementwise bijection is the part the
-``elu_flows`` experiment varies.
+conditioner), LU-linear, elementwise bijection, ActNorm]; with ``coupling=False`` the
+elementwise bijection is the only nonlinearity (the stacks of the ``elu_flows``
+experiment). :meth:`Flow.log_prob` can give rows outside a restricted support their exact
+:math:`-\infty`, and :meth:`Flow.log_prob_and_gap` how far outside they lie.
 
 References:
     Density estimation using Real NVP (Dinh, Sohl-Dickstein, Bengio, 2016),
@@ -24,7 +26,9 @@ References:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import nn
@@ -265,13 +269,86 @@ class Flow(nn.Module):
         base = Independent(Normal(self.base_loc, self.base_scale), 1)
         return TransformedDistribution(base, self.transforms())
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Exact :math:`\\log p(x)`; raises ``ValueError`` where ``x`` is outside the support."""
-        return self().log_prob(x)
+    def log_prob(
+        self, x: torch.Tensor, *, outside: Literal["raise", "-inf"] = "raise"
+    ) -> torch.Tensor:
+        r"""Exact :math:`\log p(x)`, one value per row of ``x``.
+
+        The same sum, in the same order, as ``self().log_prob(x)`` (one inverse pass,
+        data side first, subtracting each layer's log-det, then the base log-density),
+        without building the distribution object and its shape checks on every call.
+        NaN input is refused, as the distribution's validation would.
+
+        Arguments:
+            x: ``(..., D)``.
+            outside: what to do with rows outside the support (only a flow with an
+                :class:`ELUTransform` has any; see :meth:`in_support`): ``"raise"``
+                (the ``ValueError`` of ``ELUTransform``'s inverse) or ``"-inf"`` (their
+                exact log-likelihood; the rows inside are computed in the same pass
+                and keep their gradients).
+
+        Example:
+            >>> _ = torch.manual_seed(0)
+            >>> flow = make_flow(2, elementwise="elu", blocks=1, coupling=False)
+            >>> lp = flow.log_prob(torch.tensor([[0.0, 0.0], [0.0, -9.0]]), outside="-inf")
+            >>> lp.isinf().tolist()
+            [False, True]
+        """
+        if outside not in ("raise", "-inf"):
+            raise ValueError(f"outside must be 'raise' or '-inf', got {outside!r}")
+        return self._log_prob(x, outside == "-inf")[0]
+
+    def log_prob_and_gap(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""``(log_prob(x, outside="-inf"), gap)`` in one inverse pass.
+
+        ``gap`` (one value per row, with gradients) is how far the row lies outside the
+        support: the sum, over the :class:`ELUTransform` layers and coordinates, of
+        :math:`\max(0, -\alpha - v_i)`, where :math:`v` is what the layer's inverse
+        receives (entries at or below :math:`-\alpha` are then replaced by 0 so the pass
+        can go on). It is 0 for rows inside; a penalty on it pulls rows back into the
+        support, where the exact log-likelihood has no gradient (it is :math:`-\infty`).
+
+        Example:
+            >>> _ = torch.manual_seed(0)
+            >>> flow = make_flow(2, elementwise="elu", blocks=1, coupling=False)
+            >>> lp, gap = flow.log_prob_and_gap(torch.tensor([[0.0, 0.0], [0.0, -9.0]]))
+            >>> lp.isinf().tolist(), gap.tolist()
+            ([False, True], [0.0, 8.0])
+        """
+        return self._log_prob(x, True)
+
+    def _log_prob(self, x: torch.Tensor, mask: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        if bool(torch.isnan(x).any()):
+            raise ValueError(
+                f"Flow.log_prob: the input contains {int(torch.isnan(x).sum())} NaN(s)"
+            )
+        lp: torch.Tensor | float = 0.0
+        ok: torch.Tensor | None = None
+        gap = torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
+        y = x
+        for t in reversed(self.transforms()):
+            if mask and isinstance(t, ELUTransform):
+                bad = ~(y > -t.alpha)  # an entry ELU cannot produce: the row has density 0
+                ok = ~bad.any(-1) if ok is None else ok & ~bad.any(-1)
+                gap = gap + torch.where(bad, -t.alpha - y, torch.zeros_like(y)).sum(-1)
+                y = torch.where(bad, torch.zeros_like(y), y)  # any value inside will do
+            u = t.inv(y)
+            ladj = t.log_abs_det_jacobian(u, y)
+            lp = lp - (ladj.sum(-1) if t.domain.event_dim == 0 else ladj)
+            y = u
+        out = lp + Normal(self.base_loc, self.base_scale).log_prob(y).sum(-1)
+        if ok is not None:
+            out = torch.where(ok, out, torch.full_like(out, -math.inf))
+        return out, gap
 
     def sample(self, sample_shape: tuple[int, ...] = ()) -> torch.Tensor:
         """Exact samples (no gradient)."""
         return self().sample(sample_shape)
+
+    @property
+    def full_support(self) -> bool:
+        """True unless a layer is an :class:`ELUTransform` (then the support is restricted)."""
+        return not any(isinstance(t, ELUTransform) for t in self.transforms())
 
     @torch.no_grad()
     def in_support(self, x: torch.Tensor) -> torch.Tensor:
@@ -315,6 +392,7 @@ def make_flow(
     alpha: float = 1.0,
     linear: bool = True,
     scale_bound: float = 3.0,
+    coupling: bool = True,
 ) -> Flow:
     r"""Build a flow: an ActNorm, then ``blocks`` blocks [coupling, LU-linear, elementwise, ActNorm].
 
@@ -327,6 +405,10 @@ def make_flow(
         alpha: ELU's :math:`\alpha` (elementwise layers and conditioners).
         linear: include the LU-linear layers.
         scale_bound: the coupling layers' log-scale bound.
+        coupling: include the coupling layers. Without them a block is [LU-linear,
+            elementwise, ActNorm], so the elementwise bijection is the flow's only
+            nonlinearity; with ``elementwise=None`` as well the flow is a Gaussian
+            (a product of affine maps of the base), the linear baseline of the stack.
 
     Call :meth:`Flow.initialize` on a batch of training data before training: for
     ``elementwise="elu"`` it places the training data inside ELU's image.
@@ -336,6 +418,9 @@ def make_flow(
         >>> flow = make_flow(3, elementwise="elu", blocks=1, hidden=4)
         >>> [type(t).__name__ for t in flow.transforms()]
         ['AffineTransform', 'AffineCouplingTransform', 'LULinearTransform', 'ELUTransform', 'AffineTransform']
+        >>> stack = make_flow(3, elementwise="leaky_relu", blocks=1, coupling=False)
+        >>> [type(t).__name__ for t in stack.transforms()]
+        ['AffineTransform', 'LULinearTransform', 'LeakyReLUTransform', 'AffineTransform']
     """
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
         raise ValueError(f"dim must be an int >= 2, got {dim!r}")
@@ -349,7 +434,8 @@ def make_flow(
     layers: list[FlowLayer] = [ActNorm(dim)]  # base side: standardises the latent at init
     for b in range(blocks):
         mask = torch.arange(dim) % 2 == b % 2
-        layers.append(AffineCoupling(mask, hidden=hidden, alpha=alpha, scale_bound=scale_bound))
+        if coupling:
+            layers.append(AffineCoupling(mask, hidden=hidden, alpha=alpha, scale_bound=scale_bound))
         if linear:
             layers.append(LULinear(dim))
         if elementwise is not None:

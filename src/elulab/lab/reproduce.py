@@ -38,6 +38,7 @@ from typing import Any
 from .api import ConfigError, Experiment
 from .backends import Backend
 from .runner import SweepEvent, SweepOutcome, run_experiment
+from .stats import Effect
 from .store import Store
 
 __all__ = ["ReproduceOutcome", "check_configs", "counted", "reproduce", "sweep_problems"]
@@ -51,6 +52,10 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
         ('1 run', '0 seeds', '2 processes')
     """
     return f"{n} {noun if n == 1 else (plural or noun + 's')}"
+
+
+def _effect_text(e: Effect) -> str:
+    return "n/a" if e.value != e.value else e.format()
 
 
 def check_configs(experiments: Sequence[Experiment], profile: str) -> None:
@@ -80,8 +85,11 @@ class ReproduceOutcome:
     report: Path | None = None
     problems: list[str] = field(default_factory=list)
 
-    def closing_lines(self) -> list[str]:
-        """One line per (experiment, claim): status, effect with its 95% CI, seeds.
+    def closing_lines(self, reference: Any = None) -> list[str]:
+        """One line per (experiment, claim): status (with its qualifier), effect with its
+        95% CI, seeds; with ``reference`` (anything with ``lookup(experiment, claim)`` ->
+        ``(entry, verdict)`` or None, e.g. :class:`elulab.report.Reference`), the
+        reference verdict after it, for a run of another profile than the reference's.
 
         An experiment without verdicts gets one line saying how many of its runs
         completed and failed.
@@ -96,12 +104,25 @@ class ReproduceOutcome:
                 lines.append(f"{sweep.experiment}: no verdict ({runs})")
                 continue
             for v in sweep.verdicts:
-                effect = v.interval.format()
+                effect = _effect_text(v.interval)
                 name = f" ({v.effect_name})" if v.effect_name else ""
-                lines.append(
-                    f"{sweep.experiment} {v.claim}: {v.status}, effect {effect}{name}, "
+                line = (
+                    f"{sweep.experiment} {v.claim}: {v.label}, effect {effect}{name}, "
                     f"{counted(int(v.n_seeds), 'seed')}"
                 )
+                profile = getattr(reference, "profile", None)
+                if reference is not None and sweep.profile != profile:
+                    found = reference.lookup(sweep.experiment, v.claim)
+                    if found is None:
+                        line += f"; reference ({profile}): none yet"
+                    else:
+                        rv = found[1]
+                        ref_effect = _effect_text(Effect(rv.effect, rv.ci_low, rv.ci_high))
+                        line += (
+                            f"; reference ({profile}): {rv.label}, effect {ref_effect}, "
+                            f"{counted(int(rv.n_seeds), 'seed')}"
+                        )
+                lines.append(line)
         return lines
 
 

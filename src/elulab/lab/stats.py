@@ -15,7 +15,12 @@ Comparing methods over many data sets (one score per data set and method):
 
 * :func:`average_ranks` (ties averaged) and :func:`critical_difference` (Nemenyi);
 * :func:`wilcoxon`: the signed-rank test of two methods paired by data set;
-* :func:`holm`: Holm-Bonferroni adjusted p-values of a family of tests.
+* :func:`holm`: Holm-Bonferroni adjusted p-values of a family of tests;
+* :func:`hodges_lehmann`: the location the signed-rank test is about (the median of
+  Walsh averages) with the confidence interval that inverts the test.
+
+Reading a dose off a dose-response curve: :func:`crossing` (where a sampled curve
+first reaches a level, interpolated in log x).
 
 References:
     An Introduction to the Bootstrap (Efron, Tibshirani, 1993), ch. 13 (percentile
@@ -53,8 +58,10 @@ __all__ = [
     "bootstrap_ci",
     "combine",
     "critical_difference",
+    "crossing",
     "decide",
     "format_number",
+    "hodges_lehmann",
     "holm",
     "mean_ci",
     "paired_ci",
@@ -462,6 +469,65 @@ def wilcoxon(
     )
 
 
+def hodges_lehmann(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray | None = None,
+    confidence: float = 0.95,
+) -> Effect:
+    """The Hodges-Lehmann estimate of paired differences and its signed-rank interval.
+
+    With :math:`d_i = a_i - b_i` and the :math:`M = n(n+1)/2` Walsh averages
+    :math:`w_{ij} = (d_i + d_j)/2,\\ i \\le j`, sorted :math:`w_{(1)} \\le \\dots \\le w_{(M)}`,
+
+    .. math:: \\hat\\theta = \\operatorname{median}_{i \\le j} w_{ij}, \\qquad
+        [w_{(c+1)},\\ w_{(M-c)}], \\quad
+        c = \\max\\{t : P_0(T^+ \\le t) \\le (1-\\text{conf})/2\\},
+
+    where :math:`T^+` is the signed-rank statistic under the null (exact distribution,
+    all :math:`2^n` sign patterns equally likely). :math:`\\hat\\theta` is the
+    pseudo-median, the location the Wilcoxon signed-rank test (:func:`wilcoxon`) is
+    about; the interval holds exactly the shifts :math:`\\theta` that the two-sided exact
+    test of :math:`d - \\theta` does not reject (coverage :math:`1 - 2P_0(T^+ \\le c)
+    \\ge` ``confidence`` for continuous data; with ties it is approximate).
+
+    References:
+        Estimates of Location Based on Rank Tests (Hodges, Lehmann, 1963), Ann. Math.
+        Statist. 34(2); Constructing Confidence Sets Using Rank Statistics (Bauer,
+        1972), JASA 67(339); Hollander, Wolfe, Chicken, Nonparametric Statistical
+        Methods (3rd ed., 2014), section 3.2.
+
+    Args:
+        a: the differences, or the first arm when ``b`` is given (finite).
+        b: the paired second arm (same length), or None.
+        confidence: the interval's coverage, in (0, 1).
+
+    Returns:
+        ``Effect(estimate, low, high)``; the bounds are nan when no finite interval
+        reaches ``confidence`` (:math:`2^{1-n} > 1 -` confidence, e.g. n < 6 at 95%).
+
+    Example:
+        >>> hodges_lehmann([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]).format()
+        '4.5 [2, 7]'
+    """
+    c = _check_confidence(confidence)
+    d = _as_values(a, "a")
+    if b is not None:
+        xb = _as_values(b, "b")
+        if xb.shape != d.shape:
+            raise ValueError(f"a and b must have the same length, got {d.size} and {xb.size}")
+        d = d - xb
+    n = d.size
+    i, j = np.triu_indices(n)
+    w = np.sort((d[i] + d[j]) / 2.0)
+    dist = np.ones(1)  # P0(T+ = t), t = 0..M, built one rank at a time
+    for r in range(1, n + 1):
+        dist = (np.r_[dist, np.zeros(r)] + np.r_[np.zeros(r), dist]) / 2.0
+    cut = int(np.searchsorted(np.cumsum(dist), (1.0 - c) / 2.0 * (1 + 1e-12), side="right")) - 1
+    if cut < 0:
+        return Effect(float(np.median(w)), _NAN, _NAN)
+    return Effect(float(np.median(w)), float(w[cut]), float(w[w.size - 1 - cut]))
+
+
 def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
     """Holm-Bonferroni adjusted p-values, in the order given.
 
@@ -547,3 +613,57 @@ def auc_ci(
     rows = np.arange(y.size, dtype=np.float64)
     _, low, high = bootstrap_ci(rows, stat, confidence=confidence, n_boot=n_boot, seed=seed)
     return Effect(auc, low, high)
+
+
+# -- reading a level off a sampled curve ---------------------------------------------------
+
+
+def crossing(
+    x: Sequence[float] | np.ndarray,
+    y: Sequence[float] | np.ndarray,
+    level: float,
+    *,
+    log_x: bool = True,
+) -> float:
+    """The first ``x`` at which a curve sampled at ``(x_i, y_i)`` reaches ``level``.
+
+    With the points sorted by ``x`` and :math:`u = \\log x` (``u = x`` when
+    ``log_x=False``), on the first segment whose ends bracket the level,
+
+    .. math:: u^* = u_i + (\\ell - y_i)\\,\\frac{u_{i+1} - u_i}{y_{i+1} - y_i},
+        \\qquad x^* = e^{u^*},
+
+    or ``x_i`` itself where :math:`y_i = \\ell`. Points with a non-finite coordinate
+    (and, with ``log_x``, with :math:`x \\le 0`) are left out. It never extrapolates:
+    NaN where no segment reaches the level. Transform ``y`` first so that the curve
+    is close to a line in :math:`\\log x` (the logit of a share, the log of a norm).
+
+    Args:
+        x: where the curve was sampled (e.g. a grid of penalty weights).
+        y: the curve's value at each ``x``, same length.
+        level: the value sought (finite).
+        log_x: interpolate in :math:`\\log x` (the default) or in ``x``.
+
+    Example:
+        >>> round(crossing([1.0, 10.0, 100.0], [0.0, 1.0, 2.0], 1.5), 6)
+        31.622777
+        >>> crossing([0.0, 1.0, 10.0], [5.0, 4.0, 3.0], 4.5)  # x = 0 is off the log axis
+        nan
+    """
+    xs = np.asarray(x, dtype=np.float64).ravel()
+    ys = np.asarray(y, dtype=np.float64).ravel()
+    if xs.shape != ys.shape:
+        raise ValueError(f"x and y must have the same length, got {xs.size} and {ys.size}")
+    lev = float(level)
+    if not math.isfinite(lev):
+        raise ValueError(f"level must be finite, got {level!r}")
+    keep = np.isfinite(xs) & np.isfinite(ys) & ((xs > 0) if log_x else True)
+    pts = sorted(zip(xs[keep].tolist(), ys[keep].tolist(), strict=True))
+    u = [math.log(a) if log_x else a for a, _ in pts]
+    for i, (xi, yi) in enumerate(pts):
+        if yi == lev:
+            return xi
+        if i + 1 < len(pts) and (yi - lev) * (pts[i + 1][1] - lev) < 0:
+            ui = u[i] + (lev - yi) * (u[i + 1] - u[i]) / (pts[i + 1][1] - yi)
+            return math.exp(ui) if log_x else ui
+    return _NAN

@@ -51,6 +51,7 @@ __all__ = [
     "Store",
     "StoreError",
     "SummaryRecord",
+    "export_parquet",
     "export_runs",
     "revision_warning",
 ]
@@ -903,10 +904,7 @@ def export_runs(runs: Sequence[RunRecord], fmt: str) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
     for r in runs:
-        error = ""
-        if r.error:
-            lines = [ln.strip() for ln in r.error.strip().splitlines() if ln.strip()]
-            error = lines[-1] if lines else ""
+        error = _last_error_line(r.error)
         metrics = r.result.metrics if r.result is not None else {}
         writer.writerow(
             [
@@ -926,3 +924,78 @@ def export_runs(runs: Sequence[RunRecord], fmt: str) -> str:
             + [repr(float(metrics[m])) if m in metrics else "" for m in metric_names]
         )
     return buf.getvalue()
+
+
+def _last_error_line(error: str | None) -> str:
+    if not error:
+        return ""
+    lines = [ln.strip() for ln in error.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def export_parquet(runs: Sequence[RunRecord], path: str | os.PathLike[str]) -> Path:
+    """Write the runs as a Parquet file: the columns of the CSV form of :func:`export_runs`.
+
+    Types: ``seed``, ``version``, ``attempts`` int64 (``version`` null when unknown);
+    ``duration_s`` and every metric float64 (null where a run lacks it, NaN kept);
+    ``started_at`` / ``finished_at`` timestamps (milliseconds, UTC); ``config.<key>``
+    text as in the CSV (strings as they are, other values as JSON); the rest text.
+    Needs the optional ``pyarrow`` package.
+
+    Raises:
+        ImportError: pyarrow is not installed (the message says how to install it).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> try:
+        ...     p = export_parquet([], pathlib.Path(tempfile.mkdtemp()) / "runs.parquet")
+        ... except ImportError:
+        ...     p = pathlib.Path("runs.parquet")
+        >>> p.name
+        'runs.parquet'
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ImportError(
+            "the parquet format needs pyarrow, which is not installed "
+            "(pip install pyarrow); without it use csv or json"
+        ) from None
+    config_keys = list(dict.fromkeys(k for r in runs for k in r.config))
+    metric_names = sorted({k for r in runs if r.result is not None for k in r.result.metrics})
+    stamp = pa.timestamp("ms", tz="UTC")
+    columns: dict[str, Any] = {
+        "experiment": pa.array([r.experiment for r in runs], pa.string()),
+        "version": pa.array([r.version for r in runs], pa.int64()),
+        "git": pa.array([r.git for r in runs], pa.string()),
+        "config_hash": pa.array([r.config_hash for r in runs], pa.string()),
+        "seed": pa.array([r.seed for r in runs], pa.int64()),
+        "status": pa.array([r.status for r in runs], pa.string()),
+        "duration_s": pa.array([r.duration_s for r in runs], pa.float64()),
+        "started_at": pa.array([round(r.started_at * 1000) for r in runs], pa.int64()).cast(stamp),
+        "finished_at": pa.array([round(r.finished_at * 1000) for r in runs], pa.int64()).cast(
+            stamp
+        ),
+        "attempts": pa.array([r.attempts for r in runs], pa.int64()),
+        "error": pa.array([_last_error_line(r.error) for r in runs], pa.string()),
+    }
+    for k in config_keys:
+        columns[f"config.{k}"] = pa.array(
+            [_config_cell(r.config[k]) if k in r.config else None for r in runs], pa.string()
+        )
+    for m in metric_names:
+        name = f"metric.{m}" if m in _RUN_COLUMNS or m.startswith("config.") else m
+        columns[name] = pa.array(
+            [
+                float(r.result.metrics[m])
+                if r.result is not None and m in r.result.metrics
+                else None
+                for r in runs
+            ],
+            pa.float64(),
+        )
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), out)
+    return out

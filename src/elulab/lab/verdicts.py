@@ -7,6 +7,9 @@ a threshold fixed in the experiment's Config before the results:
   above ``t``" (or ``below=t``; ``paired=b`` tests ``values - b``), decided by
   :func:`elulab.lab.stats.decide` on a t-interval; it returns a :class:`Check` with a
   status, an :class:`~elulab.lab.stats.Effect` and a sentence;
+* :func:`within` (two checks: inside ``(-tol, tol)``), :func:`per_setting` (a claim
+  decided per setting: where it holds), :func:`seed_mean` (a metric's mean over seeds,
+  for summaries);
 * :meth:`Verdict.from_checks` combines checks by one rule
   (:func:`elulab.lab.stats.combine`) and writes the summary from their sentences;
   :meth:`Verdict.inconclusive` is the verdict when the runs cannot decide;
@@ -48,7 +51,10 @@ __all__ = [
     "check",
     "key",
     "per_seed",
+    "per_setting",
+    "seed_mean",
     "split_key",
+    "within",
 ]
 
 _NAN = float("nan")
@@ -112,6 +118,24 @@ def per_seed(results: Sequence[Any], *parts: Any) -> np.ndarray:
             raise KeyError(f"result {i} has no metric {k!r} (it has: {have}, ...)")
         out.append(float(r.metrics[k]))
     return np.asarray(out, dtype=np.float64)
+
+
+def seed_mean(results: Sequence[Any], *parts: Any) -> float:
+    """The mean of metric ``key(*parts)`` over the results where it is there and finite.
+
+    For summaries and figures (a verdict's checks use :func:`per_seed`, which raises on
+    a missing key); NaN when no result has a finite value.
+
+    Example:
+        >>> from types import SimpleNamespace as R
+        >>> runs = [R(metrics={"a/b": 1.0}), R(metrics={"a/b": float("nan")}), R(metrics={})]
+        >>> seed_mean(runs, "a", "b"), seed_mean(runs, "c")
+        (1.0, nan)
+    """
+    k = key(*parts)
+    vals = [float(r.metrics[k]) for r in results if k in r.metrics]
+    ok = [v for v in vals if np.isfinite(v)]
+    return float(np.mean(ok)) if ok else _NAN
 
 
 # -- checks -----------------------------------------------------------------------------
@@ -246,6 +270,45 @@ def check(
     eff = mean_ci(x, conf)
     status = decide(eff.low, eff.high, threshold=threshold, direction=direction, n_seeds=n)
     return Check(label, status, eff, n, threshold, direction, conf, note)
+
+
+def within(label: str, values: Sequence[float] | np.ndarray, tol: float, **kw: Any) -> list[Check]:
+    """The sub-claim "the mean of ``values`` is within ``tol`` of 0" as two checks.
+
+    ``check(label, values, above=-tol)`` and ``check(..., below=tol)``: both supported
+    means the whole interval lies inside ``(-tol, tol)`` (an equivalence test, TOST
+    style); ``kw`` goes to both (``family=``, ``paired=``, ``note=``).
+
+    Example:
+        >>> [c.status for c in within("log ratio", [0.02, 0.03, 0.01], 0.1)]
+        ['supported', 'supported']
+        >>> [c.status for c in within("log ratio", [0.32, 0.33, 0.31], 0.1)]
+        ['supported', 'not supported']
+    """
+    return [check(label, values, above=-tol, **kw), check(label, values, below=tol, **kw)]
+
+
+def per_setting(groups: Mapping[str, Sequence[Check]]) -> tuple[str, list[str]]:
+    """Where a claim decided per setting holds: a sentence, and the settings where it does.
+
+    Each setting's status is :func:`~elulab.lab.stats.combine` of its checks; the
+    sentence names every setting with its status and, where it is mixed or
+    inconclusive, the checks that are not supported.
+
+    Example:
+        >>> cnn = [check("ReLU large (CNN)", [0.2, 0.25, 0.22], above=0.1)]
+        >>> mlp = [check("ReLU large (MLP)", [0.02, 0.03, 0.025], above=0.1),
+        ...        check("ELU zero (MLP)", [0.0, 0.0, 0.0], below=0.01)]
+        >>> per_setting({"CNN": cnn, "MLP": mlp})
+        ('CNN supported; MLP mixed: ReLU large (MLP) not supported', ['CNN'])
+    """
+    parts, holds = [], []
+    for name, checks in groups.items():
+        status = combine([c.status for c in checks])
+        odd = ", ".join(f"{c.label} {c.status}" for c in checks if c.status != "supported")
+        parts.append(f"{name} {status}" + (f": {odd}" if status in STATUSES[2:] else ""))
+        holds += [name] if status == "supported" else []
+    return "; ".join(parts), holds
 
 
 # -- verdicts ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Build the static HTML report from a result store.
 
-Reads the store (:mod:`elulab.lab.store`) and the claims ledger only; never imports
-an experiment. The site is written into a temporary folder beside ``out_dir`` and
+Reads the store (:mod:`elulab.lab.store`), the claims ledger and the full-profile
+reference verdicts (:mod:`elulab.report._reference`) only; never imports an
+experiment. The site is written into a temporary folder beside ``out_dir`` and
 swapped in at the end, so a failed build leaves the previous report untouched.
 
 Layout of the output folder::
@@ -32,19 +33,23 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
+from ..lab.stats import STATUSES, format_number
 from ..lab.store import revision_warning
 from ._claims import Claim, Ledger, parse_claims
-from ._figures import draw_series, series_stats
+from ._figures import draw_series, series_stats, series_title
+from ._reference import Reference, ReferenceEntry, ReferenceError, ReferenceVerdict, load_reference
 
 __all__ = ["ReportError", "build_report", "check_out_dir"]
 
 MARKER = ".elulab-report"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp")
-STATUS_CLASS = {
-    "supported": "supported",
-    "not supported": "not-supported",
-    "mixed": "mixed",
-    "inconclusive": "inconclusive",
+STATUS_CLASS = {status: status.replace(" ", "-") for status in STATUSES}
+#: what each status means, for the index's legend (the words are those of STATUSES)
+STATUS_MEANING = {
+    "supported": "the data support the claim (every sub-claim holds)",
+    "not supported": "the data contradict the claim",
+    "mixed": "some sub-claims hold and some are contradicted",
+    "inconclusive": "the interval cannot decide (too few seeds or too small a budget)",
 }
 NOT_MEASURED = "not yet measured"
 NO_VERDICT = "no verdict"
@@ -56,6 +61,11 @@ SMALL_TABLE_ROWS = 30
 MAX_TABLE_ROWS = 300
 # per-seed metric columns are shown up to this many seeds
 MAX_SEED_COLUMNS = 8
+# a verdict summary longer than this shows its first sentence, the rest folded
+SUMMARY_CHARS = 420
+# a figure at most this many pixels wide shares a row with another: one of the two figure
+# columns of a claim page at 1280 px (wider ones take a whole row)
+NARROW_FIGURE_PX = 536
 
 
 class ReportError(ValueError):
@@ -98,6 +108,31 @@ def fmt_ci(low: Any, high: Any) -> str:
     return f"[{fmt_num(low)}, {fmt_num(high)}]"
 
 
+def fmt_effect(x: Any) -> str:
+    """A verdict's effect or interval end: 3 significant digits, as the summaries print them.
+
+    Example:
+        >>> fmt_effect(0.14371), fmt_effect(-38.014), fmt_effect(None)
+        ('0.144', '-38', 'n/a')
+    """
+    if x is None or isinstance(x, bool):
+        return fmt_num(x)
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if not math.isfinite(v):
+        return fmt_num(v)
+    return format_number(v)
+
+
+def fmt_effect_ci(low: Any, high: Any) -> str:
+    """``[low, high]`` to 3 significant digits, or ``n/a``."""
+    if fmt_num(low) == "n/a" or fmt_num(high) == "n/a":
+        return "n/a"
+    return f"[{fmt_effect(low)}, {fmt_effect(high)}]"
+
+
 def fmt_time(t: Any) -> str:
     """A timestamp (datetime, epoch seconds or ISO text) as ``YYYY-MM-DD HH:MM UTC``."""
     if t is None or t == "":
@@ -126,7 +161,7 @@ def fmt_value(v: Any) -> str:
     if isinstance(v, bool):
         return str(v).lower()
     if isinstance(v, float):
-        return repr(v)
+        return format(v, ".12g")  # exact for any value a person types, without float noise
     if isinstance(v, (list, tuple)):
         return ", ".join(fmt_value(x) for x in v) if v else "(empty)"
     if isinstance(v, Mapping):
@@ -199,6 +234,24 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def breakable(name: str) -> Markup:
+    """``name`` escaped, with a line-break opportunity after each ``_``, ``/`` and ``.``,
+    so that long column names wrap instead of widening a table."""
+    return Markup(re.sub(r"([_/.])", r"\1<wbr>", str(escape(name))))
+
+
+def png_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) in pixels of a PNG file, from its header; None if not a PNG."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
 # -- the data the templates see ------------------------------------------------------------
 
 
@@ -209,6 +262,15 @@ class FigureView:
     claim: str | None
     origin: str  # "experiment" or "series"
     is_image: bool = True
+    width: int | None = None  # natural size in pixels (PNG), None when unknown
+    height: int | None = None
+    key: str = ""  # the series name, for drawn series
+    title: str = ""  # the drawn series' title, in words
+
+    @property
+    def wide(self) -> bool:
+        """Takes a whole row: wider than one of two columns, or of unknown size."""
+        return self.width is None or self.width > NARROW_FIGURE_PX
 
 
 @dataclass
@@ -230,6 +292,52 @@ class VerdictView:
     n_seeds: int | str
     summary: str
     effect_name: str
+    qualifier: str = ""
+
+    @property
+    def label(self) -> str:
+        """The status with its qualifier, e.g. ``supported (small)``."""
+        return f"{self.status} ({self.qualifier})" if self.qualifier else self.status
+
+    @property
+    def summary_parts(self) -> tuple[str, list[str]]:
+        """(what to show, the rest as a list): see :func:`split_summary`."""
+        return split_summary(self.summary)
+
+
+def split_summary(text: str, limit: int = SUMMARY_CHARS) -> tuple[str, list[str]]:
+    """A long verdict summary as its first sentence and the rest, one sentence or check
+    per item (the checks of a summary are joined by ``"; "``); a short one whole.
+
+    Example:
+        >>> split_summary("Short.")
+        ('Short.', [])
+        >>> split_summary("Lead. a 1 > 0: supported; b 2 < 3: supported. Note.", limit=10)
+        ('Lead.', ['a 1 > 0: supported;', 'b 2 < 3: supported.', 'Note.'])
+    """
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text, []
+    parts = [p for p in re.split(r"(?<=[.;])\s+", text) if p]
+    if len(parts) < 2 or len(parts[0]) > limit:
+        return "", parts
+    return parts[0], parts[1:]
+
+
+@dataclass
+class ReferenceView:
+    """A full-profile reference verdict, shown beside the verdict of the run at hand."""
+
+    experiment: str
+    verdict: VerdictView
+    profile: str
+    seeds: int
+    revision: str  # short form
+    revision_full: str
+    elulab: str
+    summarised: str
+    same_config: bool = False  # the run at hand has the reference's config
+    revision_warning: str | None = None
 
 
 @dataclass
@@ -268,12 +376,20 @@ class ExperimentView:
     version: str = "—"
     revisions: list[str] = field(default_factory=list)  # short forms, of the verdict's runs
     revision_warning: str | None = None
+    references: dict[str, ReferenceView] = field(default_factory=dict)
+    series_figures: list[FigureView] = field(default_factory=list)
+    zero_series: list[str] = field(default_factory=list)  # sentences: series not drawn
+    decisive: bool = False  # the profile of the reference (full): not a quick check
 
     def other_verdicts(self, claim_id: str) -> list[VerdictView]:
         return [v for c, v in self.verdicts.items() if c != claim_id]
 
     def figures_for(self, claim_id: str) -> list[FigureView]:
         return [f for f in self.figures if f.claim in (None, claim_id)]
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.runs)
 
 
 @dataclass
@@ -287,6 +403,13 @@ class ClaimView:
     href: str
     in_ledger: bool
     experiments: list[ExperimentView] = field(default_factory=list)
+    # reference verdicts of experiments the store does not hold
+    unmeasured_references: list[ReferenceView] = field(default_factory=list)
+
+    @property
+    def quick(self) -> list[ExperimentView]:
+        """Its experiments whose summary is not of the decisive (full) profile."""
+        return [e for e in self.experiments if not e.decisive]
 
 
 @dataclass
@@ -295,6 +418,7 @@ class IndexRow:
     experiment: ExperimentView | None
     verdict: VerdictView | None
     rowspan: int  # >0 on the first row of a claim, 0 on the following ones
+    reference: ReferenceView | None = None
 
 
 # -- reading the store ------------------------------------------------------------------------
@@ -306,11 +430,29 @@ def _verdict_view(v: Any) -> VerdictView:
         claim=str(v.claim),
         status=status,
         css=STATUS_CLASS.get(status, "inconclusive"),
-        effect=fmt_num(v.effect),
-        ci=fmt_ci(v.ci_low, v.ci_high),
+        effect=fmt_effect(v.effect),
+        ci=fmt_effect_ci(v.ci_low, v.ci_high),
         n_seeds=v.n_seeds,
         summary=str(v.summary or ""),
         effect_name=str(v.effect_name or ""),
+        qualifier=str(getattr(v, "qualifier", "") or ""),
+    )
+
+
+def _reference_view(
+    entry: ReferenceEntry, verdict: ReferenceVerdict, config_hash: str | None = None
+) -> ReferenceView:
+    return ReferenceView(
+        experiment=entry.experiment,
+        verdict=_verdict_view(verdict),
+        profile=entry.profile,
+        seeds=len(entry.seeds),
+        revision=short_revision(entry.revision),
+        revision_full=entry.revision,
+        elulab=entry.elulab or "—",
+        summarised=fmt_time(entry.summarised),
+        same_config=config_hash is not None and config_hash == entry.config_hash,
+        revision_warning=revision_warning(list(entry.revisions)) if entry.revisions else None,
     )
 
 
@@ -392,6 +534,8 @@ def _metrics_view(runs: Sequence[Any]) -> TableView | None:
         n = len(finite)
         mean = sum(finite) / n if n else math.nan
         sd = math.sqrt(sum((v - mean) ** 2 for v in finite) / (n - 1)) if n > 1 else math.nan
+        if n > 1 and max(finite) == min(finite):
+            sd = 0.0  # equal values: the rounding noise of the sum is not a spread
         row = [
             name,
             fmt_num(mean),
@@ -439,6 +583,7 @@ def _copy_figures(
         used.add(target)
         (out / fig_dir).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, out / target)
+        size = png_size(out / target)
         views.append(
             FigureView(
                 src=target,
@@ -446,46 +591,83 @@ def _copy_figures(
                 claim=claim,
                 origin="experiment",
                 is_image=suffix.lower() in IMAGE_SUFFIXES,
+                width=size[0] if size else None,
+                height=size[1] if size else None,
             )
         )
     return views
 
 
-def _draw_series(runs: Sequence[Any], out: Path, fig_dir: str, used: set[str]) -> list[FigureView]:
+def _draw_series(
+    runs: Sequence[Any], out: Path, fig_dir: str, used: set[str]
+) -> tuple[list[FigureView], list[str]]:
+    """One figure per series name; and one sentence per series with nothing to draw."""
     names: list[str] = []
     for r in runs:
         for name in r.result.series:
             if name not in names:
                 names.append(name)
     views: list[FigureView] = []
+    notes: list[str] = []
     for name in names:
         series = [r.result.series[name] for r in runs if name in r.result.series]
         stats = series_stats(series)
+        title = series_title(name, stats.ylabel)
+        n = len(series) - stats.skipped
+        zero = stats.all_zero
+        if zero and len(zero) == len(stats.mean):
+            notes.append(
+                f"{title}: all zero, for every curve ({', '.join(zero)}) over "
+                f"{n} seed{'s' if n != 1 else ''}; not drawn."
+            )
+            continue
         target = f"{fig_dir}/series-{slug(name)}.png"
         i = 1
         while target in used:
             i += 1
             target = f"{fig_dir}/series-{slug(name)}-{i}.png"
-        if not draw_series(stats, name, out / target):
+        if not draw_series(stats, title, out / target):
+            notes.append(f"{title}: no finite value to draw.")
             continue
         used.add(target)
-        n = len(series) - stats.skipped
         caption = (
-            f"{name}: mean over {n} seed{'s' if n != 1 else ''} per curve"
-            + (", band: ±1 standard deviation over seeds" if n > 1 else "")
-            + (", log scale" if stats.logy else "")
+            f"Mean over {n} seed{'s' if n != 1 else ''} per curve"
+            + (
+                ""
+                if n < 2
+                else ", band: ×/÷ one geometric standard deviation over seeds"
+                if stats.logy
+                else ", band: ±1 standard deviation over seeds"
+            )
+            + ("; log scale, geometric mean of the positive values" if stats.logy else "")
             + "."
         )
+        if zero:
+            caption += f" All zero, not drawn: {', '.join(zero)}."
         if stats.skipped:
             caption += (
                 f" {stats.skipped} seed{'s' if stats.skipped != 1 else ''} with different"
                 " x values left out."
             )
-        views.append(FigureView(src=target, caption=caption, claim=None, origin="series"))
-    return views
+        size = png_size(out / target)
+        views.append(
+            FigureView(
+                src=target,
+                caption=caption,
+                claim=None,
+                origin="series",
+                width=size[0] if size else None,
+                height=size[1] if size else None,
+                key=name,
+                title=title,
+            )
+        )
+    return views, notes
 
 
-def _experiment_view(store: Any, summary: Any, out: Path, used: set[str]) -> ExperimentView:
+def _experiment_view(
+    store: Any, summary: Any, out: Path, used: set[str], reference: Reference
+) -> ExperimentView:
     name = str(summary.experiment)
     fig_dir = f"figures/{slug(name)}"
     seeds = list(summary.seeds or [])
@@ -500,12 +682,17 @@ def _experiment_view(store: Any, summary: Any, out: Path, used: set[str]) -> Exp
     done = {r.seed for r in completed}
     failed = [r for r in runs if r.status != "completed" and r.seed not in done]
     figures = _copy_figures(summary, Path(store.artifacts_dir), out, fig_dir, used)
-    figures += _draw_series(completed, out, fig_dir, used)
+    series_figures, zero_series = _draw_series(completed, out, fig_dir, used)
     verdicts: dict[str, VerdictView] = {}
     for v in summary.verdicts or []:
         verdicts.setdefault(str(v.claim), _verdict_view(v))
     claims = [str(c) for c in (summary.claims or [])]
     claims += [c for c in verdicts if c not in claims]
+    references: dict[str, ReferenceView] = {}
+    for cid in claims:
+        found = reference.lookup(name, cid)
+        if found is not None:
+            references[cid] = _reference_view(*found, config_hash=summary.config_hash)
     config = summary.config if isinstance(summary.config, Mapping) else {}
     env = summary.env if isinstance(summary.env, Mapping) else {}
     revisions = list(getattr(summary, "revisions", None) or [r.git for r in completed])
@@ -537,6 +724,10 @@ def _experiment_view(store: Any, summary: Any, out: Path, used: set[str]) -> Exp
         revision_warning=(
             revision_warning([short_revision(r) for r in revisions]) if completed else None
         ),
+        references=references,
+        series_figures=series_figures,
+        zero_series=zero_series,
+        decisive=str(summary.profile) == reference.profile,
     )
 
 
@@ -552,10 +743,13 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["md"] = inline_md
+    env.filters["breakable"] = breakable
     return env
 
 
-def _claim_views(ledger: Ledger, experiments: Sequence[ExperimentView]) -> list[ClaimView]:
+def _claim_views(
+    ledger: Ledger, experiments: Sequence[ExperimentView], reference: Reference
+) -> list[ClaimView]:
     views: list[ClaimView] = []
     used: set[str] = set()
 
@@ -589,13 +783,21 @@ def _claim_views(ledger: Ledger, experiments: Sequence[ExperimentView]) -> list[
     for e in experiments:
         for cid in e.claims:
             by_id[cid].experiments.append(e)
+    in_store = {e.name for e in experiments}
+    for c in views:
+        c.unmeasured_references = [
+            _reference_view(entry, verdict)
+            for entry, verdict in reference.for_claim(c.id)
+            if entry.experiment not in in_store
+        ]
     return views
 
 
 def _index_rows(claims: Sequence[ClaimView]) -> list[IndexRow]:
     rows: list[IndexRow] = []
     for c in claims:
-        if not c.experiments:
+        n = len(c.experiments) + len(c.unmeasured_references)
+        if not n:
             rows.append(IndexRow(claim=c, experiment=None, verdict=None, rowspan=1))
             continue
         for i, e in enumerate(c.experiments):
@@ -604,7 +806,15 @@ def _index_rows(claims: Sequence[ClaimView]) -> list[IndexRow]:
                     claim=c,
                     experiment=e,
                     verdict=e.verdicts.get(c.id),
-                    rowspan=len(c.experiments) if i == 0 else 0,
+                    rowspan=n if i == 0 else 0,
+                    reference=e.references.get(c.id),
+                )
+            )
+        for j, ref in enumerate(c.unmeasured_references):
+            first = not c.experiments and j == 0
+            rows.append(
+                IndexRow(
+                    claim=c, experiment=None, verdict=None, rowspan=n if first else 0, reference=ref
                 )
             )
     return rows
@@ -625,15 +835,30 @@ def _status_counts(rows: Sequence[IndexRow]) -> list[tuple[str, str, int]]:
     return [(k, css.get(k, "inconclusive"), n) for k, n in counts.items() if n]
 
 
-def _render(store: Any, store_path: Path, ledger: Ledger, out: Path) -> None:
+def _reference_facts(reference: Reference) -> dict[str, Any]:
+    """What the banner says about the reference: its revisions, versions, date."""
+    entries = list(reference.experiments.values())
+    return {
+        "n": len(entries),
+        "profile": reference.profile,
+        "revisions": sorted({short_revision(e.revision) for e in entries}),
+        "versions": sorted({e.elulab for e in entries if e.elulab}),
+        "created": fmt_time(reference.created) if reference.created else "—",
+    }
+
+
+def _render(store: Any, store_path: Path, ledger: Ledger, out: Path, reference: Reference) -> None:
     from .. import __version__
 
     used: set[str] = set()
-    experiments = [_experiment_view(store, s, out, used) for s in store.latest_summaries()]
+    experiments = [
+        _experiment_view(store, s, out, used, reference) for s in store.latest_summaries()
+    ]
     experiments.sort(key=lambda e: (_natural_key(e.claims[0]) if e.claims else [], e.name))
-    claims = _claim_views(ledger, experiments)
+    claims = _claim_views(ledger, experiments, reference)
     rows = _index_rows(claims)
     env = _environment()
+    quick = [e for e in experiments if not e.decisive]
     common = {
         "generated": fmt_time(_dt.datetime.now(tz=_dt.timezone.utc)),
         "version": __version__,
@@ -642,6 +867,9 @@ def _render(store: Any, store_path: Path, ledger: Ledger, out: Path) -> None:
         "claims": claims,
         "NOT_MEASURED": NOT_MEASURED,
         "NO_VERDICT": NO_VERDICT,
+        "reference": _reference_facts(reference),
+        "quick_profiles": sorted({e.profile for e in quick}),
+        "max_quick_seeds": max((e.n_runs for e in quick), default=0),
     }
     (out / "static").mkdir(parents=True, exist_ok=True)
     css = resources.files("elulab.report").joinpath("static", "style.css").read_text("utf-8")
@@ -651,6 +879,8 @@ def _render(store: Any, store_path: Path, ledger: Ledger, out: Path) -> None:
         rows=rows,
         experiments=experiments,
         counts=_status_counts(rows),
+        meanings=[(s, STATUS_CLASS[s], STATUS_MEANING[s]) for s in STATUSES],
+        any_quick=bool(quick),
         page_title="elulab claim ledger",
     )
     (out / "index.html").write_text(index, encoding="utf-8")
@@ -661,6 +891,7 @@ def _render(store: Any, store_path: Path, ledger: Ledger, out: Path) -> None:
             claim=c,
             prev=claims[i - 1] if i > 0 else None,
             next=claims[i + 1] if i + 1 < len(claims) else None,
+            any_quick=bool(c.quick),
             page_title=f"{c.id} · {c.title} · elulab",
         )
         (out / c.href).write_text(html, encoding="utf-8")
@@ -745,6 +976,7 @@ def build_report(
     out_dir: str | os.PathLike[str],
     *,
     claims_path: str | os.PathLike[str] | None = None,
+    reference: Reference | str | os.PathLike[str] | None = None,
 ) -> Path:
     """Render the result store as a static HTML site that opens from disk.
 
@@ -764,6 +996,9 @@ def build_report(
         out_dir: the folder to write; created (with parents) if missing.
         claims_path: a claims ledger in the ``CLAIMS.md`` format; default: the copy
             bundled with elulab.
+        reference: the full-profile reference verdicts shown beside this store's
+            (:class:`~elulab.report.Reference`, or a path to a file written by
+            ``elulab reference``); default: the reference shipped with elulab.
 
     Returns:
         The path of ``index.html``.
@@ -791,6 +1026,11 @@ def build_report(
         ledger = parse_claims(claims_path)
     except ValueError as e:
         raise ReportError(str(e)) from None
+    if not isinstance(reference, Reference):
+        try:
+            reference = load_reference(reference)
+        except ReferenceError as e:
+            raise ReportError(str(e)) from None
     check_out_dir(out)
     from ..lab.store import Store, StoreError
 
@@ -806,7 +1046,7 @@ def build_report(
         raise ReportError(f"cannot write the report folder {out}: {e.strerror or e}") from None
     try:
         try:
-            _render(store, store_path, ledger, tmp)
+            _render(store, store_path, ledger, tmp, reference)
         except StoreError as e:
             raise ReportError(f"cannot read result store {store_path}: {e}") from None
         finally:
