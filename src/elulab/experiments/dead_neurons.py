@@ -262,14 +262,13 @@ class DeadNeurons(Experiment):
     def figures(self, config: Config, results: Sequence[RunResult], out_dir: Path) -> list[Figure]:
         if not results:
             return []
-        fig, axes = plots.panels(len(config.archs))
+        fig, axes = plots.panels(len(config.archs), ncols=2)
         for ax, arch in zip(axes, config.archs, strict=True):
             curves = [r.series[key("dead", arch)] for r in results]
-            for act in config.activations:
-                plots.band(ax, curves[0].x, [c.ys[act] for c in curves], act, marker="o", ms=3)
-            ax.set(title=arch.upper(), xlabel="epoch", ylim=(-0.02, 1.0))
-            ax.set_ylabel("dead fraction (zero gradient on every sample)")
-        axes[0].legend(fontsize=7)
+            ys = {act: [c.ys[act] for c in curves] for act in config.activations}
+            plots.curves(ax, curves[0].x, ys, title=f"{arch.upper()}: dead units", xlabel="epoch",
+                         ylabel="dead fraction", integer_x=True, marker="o", ms=3)  # fmt: skip
+            ax.set_ylim(0.0, 1.0)
         caption = (
             "Share of hidden units whose gradient is exactly zero over the whole training "
             "split, after each epoch (line: mean over seeds, band: range), with biases set "
@@ -284,10 +283,10 @@ class DeadNeurons(Experiment):
             if s > 0.005:
                 ax.annotate(f"sat {s:.2f}", (d, a), fontsize=6)
         ax.set(xlabel="final dead fraction", ylabel="test accuracy")
-        ax.legend(fontsize=6, ncol=2)
+        plots.legend_outside(ax, ncol=2)
         caption = (
-            "Test accuracy against the final dead fraction (mean over seeds); 'sat': the share "
-            "of units on a flat region (|f'| < eps) that are not dead."
+            "Test accuracy against the final dead fraction (mean over seeds); a 'sat' label marks "
+            "the share of units on a flat region (|f'| < eps) that are not dead, where above 0.5%."
         )
         figs.append(Figure(plots.save(fig, Path(out_dir) / "dead_neurons_accuracy.png"), caption))
         return figs

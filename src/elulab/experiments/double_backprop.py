@@ -279,17 +279,16 @@ class DoubleBackprop(Experiment):
     def figures(self, config: Config, results: Sequence[RunResult], out_dir: Path) -> list[Figure]:
         if not results:
             return []
-        names = ("share", "acc", "fgsm", "gnorm")
-        fig, axes = plots.panels(len(names), ncols=len(names), width=4.0, height=3.5)
-        for ax, name in zip(axes, names, strict=True):
+        names = {"share": "penalty share of the weight gradient", "acc": "clean test accuracy",
+                 "fgsm": "FGSM test accuracy", "gnorm": "input-gradient norm (test)"}  # fmt: skip
+        fig, axes = plots.panels(len(names), ncols=2, width=4.4, height=3.2)
+        for i, (ax, (name, title)) in enumerate(zip(axes, names.items(), strict=True)):
             runs = [r.series[name] for r in results]
-            for act in config.activations:
-                plots.band(ax, runs[0].x, [s.ys[act] for s in runs], act, marker="o", ms=3)
-            ax.set(xscale="log", yscale="log" if runs[0].logy else "linear")
-            ax.set(xlabel="lambda", ylabel=runs[0].ylabel)
+            ys = {act: [s.ys[act] for s in runs] for act in config.activations}
+            plots.curves(ax, runs[0].x, ys, title=title, xlabel="lambda (log)", logx=True,
+                         logy=runs[0].logy, legend=i == 1, marker="o", ms=3)  # fmt: skip
             for y in {"share": config.share_targets, "gnorm": (config.target_gnorm,)}.get(name, ()):
                 ax.axhline(y, color="gray", ls=":", lw=1)
-        axes[0].legend(fontsize=7)
         caption = (
             "Against lambda (log axis), per activation (line: mean over seeds, band: range): "
             "the share of the weight gradient that comes from the input-gradient penalty "

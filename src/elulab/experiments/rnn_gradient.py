@@ -271,7 +271,7 @@ class RNNGradientFlow(Experiment):
             return []
         acts, gains, out = config.activations, config.gains, Path(out_dir)
 
-        fig, axes = plots.panels(len(gains), width=4.2)
+        fig, axes = plots.panels(len(gains), ncols=2, width=4.2)
         for ax, g in zip(axes, gains, strict=True):
             ss = [r.series[key("grad_norm_vs_lag", g)] for r in results]
             for act in acts:
@@ -280,7 +280,7 @@ class RNNGradientFlow(Experiment):
                     ys = np.log10([np.array(s.ys[f"{act} pred {kind}"], float) for s in ss])
                     plots.band(ax, ss[0].x, ys, "_" + act, colour_of=act, kind="none", ls=ls, lw=1)
             ax.set(title=f"||W||_2 = {g:g}", xlabel="time lag (steps)", ylabel="log10 grad norm")
-        axes[0].legend(fontsize=7)  # line styles: in the caption
+        plots.legend_outside(axes[min(1, len(axes) - 1)])  # line styles: in the caption
         paths = [plots.save(fig, out / "rnn_gradient_norm_vs_lag.png")]
         fig, (ax,) = plots.panels(1, width=4.8, height=4.4)
         for act, (kind, mk) in itertools.product(acts, zip(_KINDS, "sox", strict=True)):
@@ -293,7 +293,7 @@ class RNNGradientFlow(Experiment):
         ax.set(
             xlim=(0, None), ylim=(0, None), xlabel="predicted per-step gain", ylabel="measured gain"
         )
-        ax.legend(fontsize=6)
+        plots.legend_outside(ax)
         paths.append(plots.save(fig, out / "rnn_gradient_measured_vs_predicted.png"))
         caps = [_CAPTION_LAG, _CAPTION_SCATTER.format(", ".join(f"{g:g}" for g in gains))]
         return [Figure(p, c, "C2") for p, c in zip(paths, caps, strict=True)]

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["PALETTE", "band", "colour", "panels", "save"]
+__all__ = ["PALETTE", "band", "colour", "curves", "legend_outside", "panels", "save"]
 
 #: Okabe-Ito (colour-blind safe) and its extension; one fixed colour per activation.
 PALETTE: dict[str, str] = {
@@ -48,25 +48,43 @@ PALETTE: dict[str, str] = {
     "linear": "#999999",
     "identity": "#999999",
 }
-_CYCLE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#8C564B")
+# fallback colours for labels that are not activations: none of them is in PALETTE
+_CYCLE = ("#332288", "#117733", "#882255", "#AA4499", "#44AA99", "#999933", "#661100", "#6699CC")
+
+
+def _shade(hex_colour: str, amount: float) -> str:
+    """Mix ``hex_colour`` with white (``amount > 0``) or black (``amount < 0``)."""
+    rgb = [int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]
+    target = 255 if amount > 0 else 0
+    mixed = [round(c + (target - c) * abs(amount)) for c in rgb]
+    return "#" + "".join(f"{c:02X}" for c in mixed)
 
 
 def colour(label: str) -> str:
-    """The colour of ``label``: fixed for activations (:data:`PALETTE`), else stable.
+    """The colour of ``label``: one fixed colour per activation, shades for its variants.
 
-    A label whose first word (before a space, ``_`` variant or ``+``) is an
-    activation gets that activation's colour.
+    * an activation name (:data:`PALETTE`, any case): its colour;
+    * a variant, i.e. an activation name followed by ``_``, ``+``, ``-`` or a space
+      (``"relu_bn"``, ``"elu_tail"``, ``"SELU+LeCun"``): a lighter or darker shade of
+      that activation's colour, fixed per label, so the family is recognisable and
+      the variant is told apart from the plain activation;
+    * anything else: a stable colour from a cycle that shares none of the
+      activations' colours.
 
     Example:
         >>> colour("elu") == colour("ELU") == PALETTE["elu"]
         True
+        >>> colour("relu_bn") != colour("relu"), colour("relu_bn") == colour("relu_bn")
+        (True, True)
     """
     s = str(label).strip().lower()
     if s in PALETTE:
         return PALETTE[s]
-    head = s.replace("+", " ").split(" ")[0]
-    if head in PALETTE:
-        return PALETTE[head]
+    heads = [k for k in PALETTE if len(s) > len(k) and s.startswith(k) and s[len(k)] in "_+- "]
+    if heads:
+        base = PALETTE[max(heads, key=len)]
+        amount = (0.45, -0.35, 0.25, -0.55)[zlib.crc32(s.encode()) % 4]
+        return _shade(base, amount)
     return _CYCLE[zlib.crc32(s.encode()) % len(_CYCLE)]
 
 
@@ -142,6 +160,69 @@ def band(
     if kind != "none" and arr.shape[0] > 1:
         ax.fill_between(xs, lo, hi, color=c, alpha=0.15, linewidth=0)
     return ln
+
+
+def curves(
+    ax: Any,
+    x: Sequence[float] | np.ndarray,
+    ys: dict[str, Sequence[Sequence[float]] | np.ndarray],
+    *,
+    title: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+    integer_x: bool = False,
+    logx: bool = False,
+    logy: bool = False,
+    kind: Literal["range", "std", "none"] = "range",
+    legend: bool = True,
+    **line: Any,
+) -> list[str]:
+    """Draw one :func:`band` per label; labels whose curves are all zero are named, not drawn.
+
+    Five identical all-zero curves drawn on top of each other say nothing: they are
+    listed in one line inside the axes ("all zero: elu, mish") instead.
+
+    Args:
+        ax: the axes.
+        x: the shared x values.
+        ys: ``{label: curves (seeds, points)}``.
+        title, xlabel, ylabel: in words.
+        integer_x: integer ticks on x (epochs, layers, steps).
+        logx, logy: log axes (for parameters spanning decades).
+        kind: the band (see :func:`band`).
+        legend: draw a legend beside the axes (:func:`legend_outside`).
+        line: passed to ``ax.plot``.
+
+    Returns:
+        the labels found all zero.
+    """
+    zero = []
+    for label, arr in ys.items():
+        a = np.asarray(arr, dtype=np.float64)
+        if a.size and np.all(np.nan_to_num(a, nan=0.0) == 0.0):
+            zero.append(label)
+            continue
+        band(ax, x, a, label, kind=kind, **line)
+    if zero:
+        ax.text(0.02, 0.97, "all zero: " + ", ".join(zero), transform=ax.transAxes,
+                va="top", fontsize=8, color="#444444")  # fmt: skip
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    if integer_x:
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if legend and len(ys) > len(zero):
+        legend_outside(ax)
+    return zero
+
+
+def legend_outside(ax: Any, **kw: Any) -> Any:
+    """A legend to the right of the axes, where it cannot cover data."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False, **kw)
 
 
 def save(fig: Any, path: str | Path, *, dpi: int = 110) -> Path:
