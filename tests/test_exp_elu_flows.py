@@ -1,4 +1,4 @@
-"""Tests of the C7 experiment (ELU as a flow building block): config rules, verdict logic, a tiny run.
+"""Tests of C7 (ELU as a flow building block): config rules, verdict logic, a tiny run.
 
 The exactness table (``elulab.flows.bijection_table``) is tested in
 tests/test_flows_transforms.py, the training (``elulab.train.fit_flow``, ``tune_lr``) in
