@@ -60,6 +60,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_lab.py
 	$(BIN)/python benchmarks/bench_audit.py
 	$(BIN)/python benchmarks/bench_flows.py
+	$(BIN)/python benchmarks/bench_kernels.py
 
 clean:
 	rm -rf $(VENV) elulab-results elulab-report

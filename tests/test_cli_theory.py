@@ -132,3 +132,32 @@ def test_json_is_strict():
     assert all(math.isfinite(v) for v in data.values())
     solved = solve_selu_parameters(0.1, 0.8)
     assert data["lambda"] == solved.lam and data["alpha"] == solved.alpha
+
+
+def test_kernel_json_matches_the_library_and_relu_arccos():
+    from elulab.theory.kernels import elu_nngp_step, elu_ntk_step
+
+    data = as_json("kernel", "elu", "--alpha", "2", "--s11", "1", "--s12", "0.3", "--s22", "1.5")
+    assert data["nngp_step"] == float(elu_nngp_step(1.0, 0.3, 1.5, alpha=2.0))
+    assert data["ntk_step"] == float(elu_ntk_step(1.0, 0.3, 1.5, alpha=2.0))
+    relu = as_json("kernel", "relu", "--s11", "1", "--s12", "0", "--s22", "1")
+    # arc-cosine kernel at rho = 0: 1/(2 pi); E[1{u>0} 1{v>0}] = 1/4
+    assert relu["nngp_step"] == pytest.approx(1 / (2 * math.pi), rel=1e-14)
+    assert relu["ntk_step"] == 0.25
+    table = invoke("kernel", "elu", "--s11", "1", "--s12", "0.5", "--s22", "2")
+    assert table.exit_code == 0 and "E[f(u) f(v)]" in table.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--s11", "1", "--s12", "2", "--s22", "1"), "positive semi-definite"),
+        (("--s11", "0", "--s12", "0", "--s22", "1"), "s11"),
+        (("--s11", "1", "--s12", "0", "--s22", "1", "--alpha", "-1"), "alpha"),
+    ],
+)
+def test_kernel_bad_covariance_exits_2_with_one_line(args, message):
+    result = invoke("kernel", "elu", *args)
+    assert result.exit_code == 2
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.output

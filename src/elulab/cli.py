@@ -263,6 +263,37 @@ def moments_cmd(
     )
 
 
+@app.command("kernel")
+def kernel_cmd(
+    activation: str = typer.Argument(..., help="elu, celu, selu or relu."),
+    alpha: float | None = typer.Option(None, "--alpha", help="alpha of elu/celu/selu (> 0)."),
+    s11: float = typer.Option(..., "--s11", help="Variance of u (> 0)."),
+    s12: float = typer.Option(..., "--s12", help="Covariance of u and v."),
+    s22: float = typer.Option(..., "--s22", help="Variance of v (> 0)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Infinite-width kernel steps E[f(u)f(v)] (NNGP) and E[f'(u)f'(v)] (NTK), closed form."""
+    from elulab.theory.kernels import kernel_summary
+
+    try:
+        data = kernel_summary(activation, alpha, s11, s12, s22)
+    except (ValueError, TypeError) as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(data)
+        return
+    from rich.markup import escape
+
+    rows = [(k, data[k]) for k in ("correlation", "nngp_step", "ntk_step")]
+    a = "" if data["alpha"] is None else f", alpha {data['alpha']:g}"
+    cov = f"s11 {s11:g}, s12 {s12:g}, s22 {s22:g}"
+    _theory_table(
+        f"{data['activation']}{a} kernel steps",
+        rows,
+        caption=escape(f"{cov}; nngp_step = E[f(u) f(v)], ntk_step = E[f'(u) f'(v)]"),
+    )
+
+
 # --- section: the lab (list, show, run, results, reproduce, report) ---
 
 _DEFAULT_STORE = Path("elulab-results") / "elulab.sqlite"
