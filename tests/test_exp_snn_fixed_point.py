@@ -70,7 +70,7 @@ def test_measured_nets_sit_in_their_predicted_bands(small, tmp_path: Path) -> No
     assert v.status == "supported" and v.n_seeds == 2
     assert len(v.checks) == 2 + len(SELU_LECUN) + len(CONTROLS)
     figs = exp.figures(cfg, results, tmp_path)
-    names = ["snn_flow_field.png", "snn_layer_var.png", "snn_layer_mean.png"]
+    names = ["snn_flow_field.png", "snn_layer_var.png", "snn_layer_mean.png", "snn_band_z.png"]
     assert [f.path.name for f in figs] == names
     assert all(f.path.stat().st_size > 1000 for f in figs)
 

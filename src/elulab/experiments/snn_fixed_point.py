@@ -5,24 +5,22 @@ with LeCun-normal weights (variance :math:`1/n`) and AlphaDropout drives the act
 of every layer to mean 0 and variance 1 with no normalisation layer; the constants
 :math:`\lambda, \alpha` follow from exact Gaussian moments of ELU.
 
-Protocol: (1) derive :math:`(\lambda, \alpha)`, their error against the published digits,
-and the spectral norm of the moment map's Jacobian at (0, 1); (2) its flow field and basin;
-(3) standardised MNIST images through deep random nets, each layer's activation mean and
-variance over units and images, for the :data:`SETUPS` without and with dropout (Alpha for
-SELU, standard for the others and, a mistake, for SELU) and ELU + LeCun; (4) for the
-SELU/ELU nets, each layer's predicted statistics and their spread over random nets of this
-width on these images (:func:`elulab.theory.random_net_statistics`).
+Protocol: the constants, their error against the published digits, the spectral norm of
+the moment map's Jacobian at (0, 1), its flow field and basin; standardised MNIST images
+through deep random nets (the :data:`SETUPS` without and with dropout, ELU + LeCun): each
+layer's activation mean and variance over units and images, and for SELU/ELU their
+prediction and spread over random nets (:func:`elulab.theory.random_net_statistics`).
 
 Verdict: a band is ``z`` predicted sds, Bonferroni over layers ``burn_in..depth``, the two
 statistics and the seeds at ``false_alarm``. Supported (2 or more seeds) if the constants
 match to ``1e-12``, the spectral norm is below 1, SELU + LeCun with and without
-AlphaDropout stays in its band around (0, 1) at every such layer in every seed, and so does
-every control (:data:`CONTROLS`) around its *predicted* trajectory, far from (0, 1); mixed
-if a control fails (the band's derivation is then in doubt). Effect: SELU + LeCun's largest
-:math:`|\nu - 1|` there.
+AlphaDropout stays in its band around (0, 1), and every control (:data:`CONTROLS`) in its
+band around its *predicted* trajectory, far from (0, 1), at every such layer in every
+seed; mixed if only a control fails (the band's derivation is then in doubt). Effect:
+SELU + LeCun's largest :math:`|\nu - 1|` there.
 
-References: Self-Normalizing Neural Networks (Klambauer, Unterthiner, Mayr, Hochreiter,
-2017), arXiv:1706.02515.
+References: Klambauer, Unterthiner, Mayr, Hochreiter, Self-Normalizing Neural Networks
+(2017), arXiv:1706.02515.
 """
 
 from __future__ import annotations
@@ -82,12 +80,8 @@ class Config:
     width: int = param(256, "units per layer", ge=2)
     n_inputs: int = param(512, "MNIST images pushed through each network", ge=2)
     dropout: float = param(0.1, "dropout rate of the 'with dropout' runs", gt=0.0, lt=1.0)
-    false_alarm: float = param(
-        0.01, "chance that a net on its prediction leaves its band, per set-up", gt=0.0, lt=1.0
-    )
-    burn_in: int = param(
-        16, "first band layer (<= depth): the images' transient is under 1 sd by then", ge=1
-    )
+    false_alarm: float = param(0.01, "chance a net on its prediction leaves its band", gt=0, lt=1)
+    burn_in: int = param(16, "first band layer (<= depth), after the images' transient", ge=1)
     pair_inputs: int = param(128, "images whose pair correlations the spread follows", ge=2)
     grid: int = param(15, "flow field: points per axis", ge=2)
     basin_grid: int = param(40, "basin of attraction: points per axis", ge=2)
@@ -139,41 +133,41 @@ def _theory(config: Config) -> tuple[dict[str, float], dict[str, list[dict]]]:
     }
     for q in (0.05, 0.1):
         ad = theory.alpha_dropout_parameters(q, mean=0.0, var=1.0, **sel)
-        metrics[key("alpha_dropout_a", q)] = float(ad.a)
-        metrics[key("alpha_dropout_b", q)] = float(ad.b)
-    g = config.grid
+        metrics |= {key(f"alpha_dropout_{c}", q): float(getattr(ad, c)) for c in "ab"}
+    g, steps = config.grid, config.basin_iters
     mu, nu = np.meshgrid(np.linspace(-1.0, 1.0, g), np.linspace(0.1, 3.0, g), indexing="ij")
     dmu, dnu = theory.moment_map_flow(mu, nu, **sel)
-    g, steps = config.basin_grid, config.basin_iters
+    g = config.basin_grid
     bmu, bnu = np.meshgrid(np.linspace(-3.0, 3.0, g), np.linspace(0.02, 6.0, g), indexing="ij")
     ok = theory.basin_of_attraction(bmu, bnu, steps=steps, **sel)
+    metrics["basin_fraction"] = float(np.mean(ok))
     # where the statistics go with PyTorch's Kaiming gain for SELU (tau = 0.75^2), with
     # normalised weights (the paper's omega = 0) and with random ones (the nets here)
     for name, rand in (("", False), ("random_weights_", True)):
         it = theory.iterate_moment_map(0.0, 1.0, steps, tau=0.5625, random_weights=rand, **sel)
         metrics[f"kaiming_selu_{name}fixed_point_mean"] = float(it[0])
         metrics[f"kaiming_selu_{name}fixed_point_var"] = float(it[1])
-    metrics["basin_fraction"] = float(np.mean(ok))
     flow = _table(mu=mu, nu=nu, dmu=dmu, dnu=dnu)
     return metrics, {"flow": flow, "basin": _table(mu=bmu, nu=bnu, to_fixed_point=ok)}
 
 
-def _rule(label: str, ok: bool, effect: Any, n: int, threshold: float, note: str = "") -> Check:
-    """A sub-claim decided by a fixed rule (no t-test): ``effect`` below ``threshold``."""
-    eff = effect if isinstance(effect, Effect) else Effect(float(effect), math.nan, math.nan)
-    status = "supported" if ok else "not supported"
-    return Check(label, status, eff, n, threshold, direction="less", note=note)
+def _rule(label: str, value: float, n: int, threshold: float, note: str = "") -> Check:
+    """A sub-claim decided by a fixed rule (no t-test): supported if ``value < threshold``."""
+    status = "supported" if value < threshold else "not supported"
+    return Check(label, status, Effect(value, math.nan, math.nan), n, threshold, "less", note=note)
 
 
-def _style(label: str) -> dict[str, Any]:
-    """Dashed: Kaiming's gain; dotted: plain dropout on SELU; dash-dot: ELU + LeCun."""
-    ls = {"kaiming": "--", "standard": ":", "elu_lecun": "-."}
-    ls = next((v for k, v in ls.items() if k in label), "-")
-    return {"ls": ls, "lw": 2 if label.startswith("selu") and "dropout" not in label else 1}
+def _lines(ax: Any, results: Sequence[RunResult], name: str, keep: Any) -> None:
+    """Series ``name`` of the set-ups ``keep(label)`` picks; dashed: Kaiming, dotted: plain drop."""
+    for label, act, *_ in [v for v in _variants() if keep(v[0])]:
+        ls = "--" if "kaiming" in label else ":" if "standard" in label else "-"
+        ls, lw = ("-." if label == "elu_lecun" else ls), 1 + (label in SETUPS) * (act == "selu")
+        ys = [r.series[name].ys[label] for r in results]
+        band(ax, results[0].series[name].x, ys, label, colour_of=act, ls=ls, lw=lw)
 
 
 def band_z(config: Config, n_seeds: int) -> float:
-    """Half-width of every band in predicted sds: Bonferroni over layers, 2 stats, seeds, 2 sides."""
+    """Every band's half-width in predicted sds: Bonferroni over layers, 2 stats, seeds, 2 sides."""
     tests = 4 * (config.depth - config.burn_in + 1) * max(n_seeds, 1)
     return float(norm.isf(config.false_alarm / tests))
 
@@ -212,12 +206,10 @@ class SnnFixedPoint(Experiment):
                 for stat, pred, sd in (("mean", p.mean, p.sd_mean), ("var", p.var, p.sd_var)):
                     fixed = {"mean": 0.0, "var": 1.0}[stat] if label in SELU_LECUN else pred
                     zs, err = (curves[stat] - fixed) / sd, (curves[stat] - pred) / sd
-                    vals = {
-                        "max_z": np.max(np.abs(zs[b:])),
-                        "rms_z": np.sqrt(np.mean(err[b:] ** 2)),
-                    }
-                    vals |= {"pred_final": pred[-1], "sd_final": sd[-1]}
-                    metrics |= {key(f"{q}_{stat}", label): float(y) for q, y in vals.items()}
+                    metrics[key(f"max_z_{stat}", label)] = float(np.max(np.abs(zs[b:])))
+                    metrics[key(f"rms_z_{stat}", label)] = float(np.sqrt(np.mean(err[b:] ** 2)))
+                    metrics[key(f"pred_final_{stat}", label)] = float(pred[-1])
+                    metrics[key(f"sd_final_{stat}", label)] = float(sd[-1])
                     curves |= {f"pred_{stat}": pred, f"sd_{stat}": sd, f"z_{stat}": zs}
             for name, ys in curves.items():
                 series.setdefault(name, {})[label] = [float(y) for y in ys]
@@ -227,8 +219,7 @@ class SnnFixedPoint(Experiment):
         return RunResult(metrics=metrics, series=out, tables=tables)
 
     def verdict(self, config: Config, results: Sequence[RunResult]) -> list[Verdict]:
-        what = "largest |variance - 1| of SELU+LeCun (with or without AlphaDropout) over layers "
-        what += f"{config.burn_in}..{config.depth}"
+        what = f"largest |var - 1|, SELU+LeCun (either), layers {config.burn_in}..{config.depth}"
         if not results:
             return [Verdict.inconclusive("C5", "no runs", effect_name=what)]
         n, r0, z = len(results), results[0].metrics, band_z(config, len(results))
@@ -237,14 +228,13 @@ class SnnFixedPoint(Experiment):
             worst = np.max([per_seed(results, f"max_z_{s}", label) for s in ("mean", "var")], 0)
             rms = np.mean([per_seed(results, f"rms_z_{s}", label) for s in ("mean", "var")])
             note = f"rms deviation from the prediction {rms:.2f} sd"
-            ok = bool(np.all(worst <= z))
-            return _rule(f"{label}: largest |z| from {where}", ok, worst.max(), n, z, note)
+            return _rule(f"{label}: largest |z| from {where}", float(worst.max()), n, z, note)
 
         err, rho = max(r0["lambda_abs_error"], r0["alpha_abs_error"]), r0["jacobian_spectral_norm"]
         selu = [banded(lab, "(0, 1)") for lab in SELU_LECUN]
         controls = [banded(lab, "its predicted trajectory") for lab in CONTROLS]
-        c1 = _rule("error of lambda, alpha vs the published digits", err <= 1e-12, err, 1, 1e-12)
-        c2 = _rule("spectral norm of the moment map's Jacobian at (0, 1)", rho < 1.0, rho, 1, 1.0)
+        c1 = _rule("error of lambda, alpha vs the published digits", err, 1, 1e-12)
+        c2 = _rule("spectral norm of the moment map's Jacobian at (0, 1)", rho, 1, 1.0)
         checks = [c1, c2, *selu, *controls]
         held = [c.status == "supported" for c in checks]
         status = ("supported" if n >= 2 else "inconclusive") if all(held) else "mixed"
@@ -252,16 +242,15 @@ class SnnFixedPoint(Experiment):
         worst = np.max([per_seed(results, "max_abs_var_dev", lab) for lab in SELU_LECUN], axis=0)
         half = z * np.mean(per_seed(results, "sd_final_var", "selu_lecun"))
         pre = (
-            f"{config.depth} layers of width {config.width}, {config.n_inputs} standardised MNIST "
-            f"images; bands of z = {z:.2f} predicted sds (false alarm {config.false_alarm} per "
-            f"set-up; SELU+LeCun's at layer {config.depth}: |var - 1| <= {half:.3g}):"
+            f"{config.depth} x {config.width} nets, {config.n_inputs} MNIST images; bands of z = "
+            f"{z:.2f} predicted sds (SELU+LeCun's at layer {config.depth}: |var - 1| < {half:.3g}):"
         )
         rule = "Supported when all hold (2+ seeds); mixed when only controls fail."
         kw = {"effect_name": what, "n_seeds": n, "preamble": pre, "notes": [rule]}
         return [Verdict.from_checks("C5", checks, status=status, effect=mean_ci(worst), **kw)]
 
     def figures(self, config: Config, results: Sequence[RunResult], out_dir: Path) -> list[Figure]:
-        r0, basin = results[0], results[0].tables["basin"]
+        r0, basin, out = results[0], results[0].tables["basin"], Path(out_dir)
         fig, (ax,) = panels(1, width=6.0, height=5.0)
         bm, bn = sorted({b["mu"] for b in basin}), sorted({b["nu"] for b in basin})
         grid = np.array([[float(b["to_fixed_point"]) for b in basin if b["mu"] == m] for m in bm])
@@ -277,39 +266,30 @@ class SnnFixedPoint(Experiment):
             f"Arrows: one step of the SELU moment map (LeCun weights); green: start points "
             f"that reach (0, 1) ({100 * frac:.0f}% of mu in [-3, 3], nu in (0, 6])."
         )
-        figs = [Figure(save(fig, Path(out_dir) / "snn_flow_field.png", dpi=120), caption)]
+        figs = [Figure(save(fig, out / "snn_flow_field.png", dpi=120), caption)]
         z, x = band_z(config, len(results)), np.asarray(r0.series["mean"].x)
+        dims = f"{config.depth} x {config.width} nets on MNIST, {len(results)} seed(s): mean, range"
         for name, what in (("var", "variance"), ("mean", "mean")):
             fig, axes = panels(2, ncols=2, width=5.5, height=4.0)
             axes[1].sharey(axes[0])
-            for ax, with_drop in zip(axes, (False, True), strict=True):
-                for label, act, *_ in [v for v in _variants() if ("dropout" in v[0]) == with_drop]:
-                    ys = [r.series[name].ys[label] for r in results]
-                    band(ax, x, ys, label, colour_of=act, **_style(label))
+            for ax, drop in zip(axes, (False, True), strict=True):
+                _lines(ax, results, name, lambda lab, d=drop: ("dropout" in lab) == d)
                 ax.set(yscale="log" if name == "var" else "linear", xlabel="layer")
-                ax.set_title("with dropout" if with_drop else "without dropout", fontsize=9)
+                ax.set_title("with dropout" if drop else "without dropout", fontsize=9)
                 ax.legend(fontsize=7)
             axes[0].set_ylabel(f"activation {what}")
-            caption = (
-                f"Activation {what} per layer, {config.depth} x {config.width} random nets, "
-                f"MNIST ({len(results)} seed(s): mean, range)."
-            )
-            figs.append(
-                Figure(save(fig, Path(out_dir) / f"snn_layer_{name}.png", dpi=120), caption)
-            )
+            caption = f"Activation {what} per layer, {dims}."
+            figs.append(Figure(save(fig, out / f"snn_layer_{name}.png", dpi=120), caption))
         fig, axes = panels(2, ncols=2, width=5.5, height=4.0)
         for ax, (name, what) in zip(axes, (("var", "variance"), ("mean", "mean")), strict=True):
-            for label, act, *_ in [v for v in _variants() if v[0] in SELU_LECUN + CONTROLS]:
-                ys = [r.series[f"z_{name}"].ys[label] for r in results]
-                band(ax, x, ys, label, colour_of=act, **_style(label))
+            _lines(ax, results, f"z_{name}", lambda lab: lab in SELU_LECUN + CONTROLS)
             ax.fill_between(x, -z, z, where=x >= config.burn_in, color="grey", alpha=0.15, lw=0)
             ax.set(ylim=(-z - 0.5, z + 3.0), xlabel="layer", title=f"activation {what}")
             ax.legend(fontsize=7, ncol=2, loc="upper center")
         axes[0].set_ylabel("(measured - band centre) / predicted sd")
         caption = (
-            f"Each banded set-up's deviation from its band's centre ((0, 1) for SELU+LeCun, the "
-            f"predicted trajectory for the controls) in predicted sds ({len(results)} seed(s): "
-            f"mean, range); grey: the band |z| <= {z:.2f}, from layer {config.burn_in}."
+            f"Deviation from the band centre ((0, 1) for SELU+LeCun, the predicted trajectory for "
+            f"the controls) in predicted sds, {dims}; grey: the band, layers {config.burn_in}+."
         )
-        figs.append(Figure(save(fig, Path(out_dir) / "snn_band_z.png", dpi=120), caption))
+        figs.append(Figure(save(fig, out / "snn_band_z.png", dpi=120), caption))
         return figs
