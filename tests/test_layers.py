@@ -56,7 +56,7 @@ ALLOWED["cli"] = ALLOWED["cli"] | {"report"}
 #: lab modules an experiment may use (the kit); the others run experiments.
 LAB_KIT: frozenset[str] = frozenset(
     {"elulab.lab", "elulab.lab.api", "elulab.lab.stats", "elulab.lab.verdicts", "elulab.lab.plots"}
-)
+) | {"elulab.lab.compare"}
 
 ROOT = "elulab"
 

@@ -970,6 +970,12 @@ def test_ledger_markdown_from_a_reference(tmp_path):
     assert lines[3] == "| C4 | `resnets` | mixed | -1.5 [-2.25, -0.75] | 5 | a \\| b |"
     assert "code 3333333333" in lines[-1] and "elulab 9.9.9" in lines[-1]
     assert "make ledger" in lines[-1]
+    pending = ledger_markdown(ref, [], {"not_run": (("C9",), 1)})
+    assert "| C9 | `not_run` | — | no full-profile run yet |" in pending
+    name = next(iter(ref.experiments))
+    bumped = {name: (ref.experiments[name].claims, (ref.experiments[name].version or 1) + 1)}
+    stale = ledger_markdown(ref, [], bumped)
+    assert "stale" in stale and "rule changed" in stale
     empty = ledger_markdown(Reference())
     assert "No full-profile verdicts are recorded yet" in empty
     readme = "intro\n<!-- verdicts:begin -->\nold table\n<!-- verdicts:end -->\nafter\n"
@@ -995,7 +1001,10 @@ def test_readme_verdict_table_is_generated_from_the_shipped_reference():
         # nothing to generate from yet: the README keeps its table until the full
         # profiles have run and `make ledger` writes both the reference and the table
         pytest.skip("the shipped reference holds no full-profile verdict yet (make ledger)")
-    expected = ledger_markdown(shipped, [c.id for c in parse_claims().claims])
+    from elulab.experiments import EXPERIMENTS
+
+    registry = {n: (tuple(e.claims), e.version) for n, e in EXPERIMENTS.items()}
+    expected = ledger_markdown(shipped, [c.id for c in parse_claims().claims], registry)
     assert between_markers(readme.read_text(encoding="utf-8")) == expected, (
         "README.md's verdict table is not the shipped reference's: run `make ledger`"
     )

@@ -937,7 +937,8 @@ def ledger_cmd(
     if fmt == "json":
         print_json(ref.to_json())
         return
-    text = report.ledger_markdown(ref, [c.id for c in report.parse_claims().claims])
+    expected = {n: (tuple(e.claims), e.version) for n, e in _lab_registry().items()}
+    text = report.ledger_markdown(ref, [c.id for c in report.parse_claims().claims], expected)
     if update is None:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()

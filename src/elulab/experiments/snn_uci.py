@@ -117,9 +117,10 @@ def _protocol(config, method, grid, X, y, n_cls, sel, parts, seed):
             return SNN(X.shape[1], n_cls, generator=generator(seed), **kw)
         return build_mlp(X.shape[1], n_cls, activation=act, norm=norm, init=init, seed=seed, **kw)
 
-    r = train.select_and_refit(build, grid, X, y, sel, parts, max_epochs=config.max_epochs,
-                         max_steps=config.max_steps, batch_size=config.batch_size,
-                         evals=config.evals, optimizer=config.optimizer, seed=seed)  # fmt: skip
+    c = config
+    r = train.select_and_refit(build, grid, X, y, sel, parts, max_epochs=c.max_epochs,
+                               max_steps=c.max_steps, batch_size=c.batch_size, evals=c.evals,
+                               optimizer=c.optimizer, seed=seed)  # fmt: skip
     s, per = r.selection, r.steps / r.epochs
     return {**s.point, "steps": s.best_step, "epochs": r.epochs, "val_accuracy": s.score,
             "chosen_epochs": s.best_step / per, "diverged_selection": s.diverged}, [
@@ -189,7 +190,7 @@ class SnnUci(Experiment):
     Config = Config
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {"seeds": 1},
-        # 90 min on 2 cores: 4 of 48 points per method; 700 steps (31 of 96 sets < 100 epochs)
+        # ~63 of the 90 min on 2 cores: 4 of 48 points per method, 700 steps (31 sets < 100 ep.)
         "full": {"seeds": 4, "datasets": (), "methods": tuple(METHODS),
                  "grid_depth": (2, 3, 4, 8), "grid_width": (128, 256), "grid_lr": (0.01, 0.1, 1.0),
                  "grid_samples": 4, "max_steps": 700, "evals": 20, "htru2": True},

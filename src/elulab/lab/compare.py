@@ -142,7 +142,9 @@ def versus(
         sig = q < alpha and d.size >= min_sets
         status = "inconclusive" if not sig or eff.value == 0 else (
             "supported" if eff.value > 0 else "not supported")  # fmt: skip
-        note = f"Wilcoxon p={p:.2g}, Holm p={q:.2g}, {int((~k).sum())} sets left out"
+        note = f"Wilcoxon p={p:.2g}, Holm p={q:.2g}, {int((~k).sum())} sets left out" + (
+            f"; {d.size} sets: too few for a {conf:.4g} interval" if np.isnan(eff.low) else ""
+        )
         label = f"{ref} minus {labels[j]}" + (f" ({unit}, pseudo-median)" if unit else "")
         checks.append(Check(label, status, eff, int(d.size), 0.0, "greater", conf, note))
     return checks

@@ -393,12 +393,21 @@ def _short_rev(rev: str) -> str:
     return rev[: -len("-dirty")][:10] + "-dirty" if dirty else rev[:10]
 
 
-def ledger_markdown(reference: Reference, claim_order: Sequence[str] = ()) -> str:
+def ledger_markdown(
+    reference: Reference,
+    claim_order: Sequence[str] = (),
+    expected: Mapping[str, tuple[Sequence[str], int]] | None = None,
+) -> str:
     """The verdict table of the README, in Markdown, from ``reference``.
 
     One row per (claim, experiment) with a reference verdict, claims in
     ``claim_order`` (then the others by id), then a line naming the code revisions
     and elulab versions behind them. With no verdicts, one sentence says so.
+
+    ``expected`` (``{experiment: (claims, current version)}``, e.g. from the registry)
+    adds a row for every experiment the reference lacks ("no full-profile run yet"),
+    and marks a reference verdict whose experiment version is not the current one as
+    stale, so the table never passes an old rule's verdict off as the current one.
 
     Example:
         >>> print(ledger_markdown(Reference()))
@@ -406,10 +415,28 @@ def ledger_markdown(reference: Reference, claim_order: Sequence[str] = ()) -> st
     """
     rank = {c: i for i, c in enumerate(claim_order)}
     rows: list[tuple[Any, str, ReferenceEntry, ReferenceVerdict]] = []
+    pending: list[tuple[Any, str, str]] = []
     for name, entry in reference.experiments.items():
         for v in entry.verdicts:
             rows.append(((rank.get(v.claim, len(rank)), _natural(v.claim)), name, entry, v))
-    if not rows:
+    for name, (claims, version) in (expected or {}).items():
+        entry = reference.experiments.get(name)
+        if entry is not None and entry.version == version:
+            continue
+        why = (
+            "no full-profile run yet"
+            if entry is None
+            else f"rule changed (version {version}); the full run of version {entry.version} is below"
+        )
+        for c in claims:
+            pending.append(
+                (
+                    (rank.get(c, len(rank)), _natural(c)),
+                    name,
+                    f"| {_cell(c)} | `{_cell(name)}` | — | {why} | — | — |",
+                )
+            )
+    if not rows and not pending:
         return (
             f"No {reference.profile}-profile verdicts are recorded yet: run the "
             f"{reference.profile} profiles, then `make ledger`."
@@ -419,11 +446,21 @@ def ledger_markdown(reference: Reference, claim_order: Sequence[str] = ()) -> st
         "| claim | experiment | verdict | effect [95% CI] | seeds | what the effect measures |",
         "|---|---|---|---|---|---|",
     ]
-    for _, name, _entry, v in rows:
-        lines.append(
-            f"| {_cell(v.claim)} | `{_cell(name)}` | {_cell(v.label)} | {_cell(_effect_text(v))} "
-            f"| {v.n_seeds} | {_cell(v.effect_name) or '—'} |"
-        )
+    stale = {
+        n
+        for n, (_, ver) in (expected or {}).items()
+        if n in reference.experiments and reference.experiments[n].version != ver
+    }
+    body = [
+        (k, n, f"| {_cell(v.claim)} | `{_cell(n)}` | {_cell(v.label)}"
+               + (f" (version {e.version}, stale)" if n in stale else "")
+               + f" | {_cell(_effect_text(v))} | {v.n_seeds} | {_cell(v.effect_name) or '—'} |")
+        for k, n, e, v in rows
+    ] + pending  # fmt: skip
+    body.sort(key=lambda r: (r[0], r[1]))
+    lines.extend(line for _, _, line in body)
+    if not rows:
+        return "\n".join(lines)
     revisions = sorted({_short_rev(e.revision) for _, _, e, _ in rows})
     versions = sorted({e.elulab for _, _, e, _ in rows if e.elulab})
     lines.append("")
