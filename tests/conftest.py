@@ -20,12 +20,12 @@ torch.set_num_threads(1)
 
 @pytest.fixture(autouse=True)
 def _seeded_fork():
-    state_np = np.random.get_state()
+    state_np = np.random.get_state()  # noqa: NPY002 (the legacy global state is what leaks)
     state_py = random.getstate()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        np.random.seed(0)
+        np.random.seed(0)  # noqa: NPY002
         random.seed(0)
         yield
-    np.random.set_state(state_np)
+    np.random.set_state(state_np)  # noqa: NPY002
     random.setstate(state_py)

@@ -88,11 +88,12 @@ import math
 import numbers
 
 import numpy as np
-import torch
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import erfcx, gammaln, ndtr
 
 from elulab.functional import SELU_ALPHA, SELU_LAMBDA, check_alpha, normalize_activation_name
+
+from .gaussian import _as_float_array, _check_real
 
 __all__ = [
     "KERNEL_ACTIVATIONS",
@@ -144,31 +145,6 @@ _LOG_FACT = gammaln(_N + 1.0)
 # ---------------------------------------------------------------------------------------
 # validation
 # ---------------------------------------------------------------------------------------
-
-
-def _as_float_array(x: ArrayLike, name: str) -> NDArray[np.float64]:
-    if isinstance(x, bool):
-        raise TypeError(f"{name} must be a real number or an array of real numbers, got bool")
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"{name} must be a real number or an array of real numbers, got {x!r}"
-        ) from exc
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {x!r}")
-    return arr
-
-
-def _check_real(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    out = float(value)
-    if not math.isfinite(out):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return out
 
 
 def _split(a: NDArray) -> tuple[NDArray, NDArray]:
@@ -668,6 +644,17 @@ def relu_ntk_step(s11: ArrayLike, s12: ArrayLike, s22: ArrayLike) -> FloatOrArra
     return ntk_step("relu", s11, s12, s22)
 
 
+def _variances(weight_var: float, bias_var: float) -> tuple[float, float]:
+    """``(weight_var, bias_var)`` checked: finite, ``weight_var > 0``, ``bias_var >= 0``."""
+    wv = _check_real(weight_var, "weight_var")
+    bv = _check_real(bias_var, "bias_var")
+    if wv <= 0.0:
+        raise ValueError(f"weight_var must be > 0, got {weight_var!r}")
+    if bv < 0.0:
+        raise ValueError(f"bias_var must be >= 0, got {bias_var!r}")
+    return wv, bv
+
+
 def kernel_summary(
     activation: str, alpha: float | None, s11: float, s12: float, s22: float
 ) -> dict[str, float | str | None]:
@@ -817,12 +804,7 @@ def _network(
 ) -> tuple[NDArray, NDArray]:
     if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 0:
         raise ValueError(f"depth must be an int >= 0 (the number of hidden layers), got {depth!r}")
-    wv = _check_real(weight_var, "weight_var")
-    bv = _check_real(bias_var, "bias_var")
-    if wv <= 0.0:
-        raise ValueError(f"weight_var must be > 0, got {weight_var!r}")
-    if bv < 0.0:
-        raise ValueError(f"bias_var must be >= 0, got {bias_var!r}")
+    wv, bv = _variances(weight_var, bias_var)
     name, a = _resolve(activation, alpha)
     a1 = _inputs(x1, "x1")
     same = x2 is None

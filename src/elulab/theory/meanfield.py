@@ -67,7 +67,7 @@ from elulab.functional import (
 )
 
 from .gaussian import _check_real, gaussian_moments
-from .kernels import KERNEL_ACTIVATIONS, _em1, nngp_step, ntk_step
+from .kernels import KERNEL_ACTIVATIONS, _em1, _variances, nngp_step, ntk_step
 
 __all__ = [
     "EdgeOfChaos",
@@ -261,16 +261,6 @@ def _gauss_grid(sigma: float, half_width: float, nodes: int) -> tuple[NDArray, N
     z = (mid[:, None] + half[:, None] * gx[None, :]).ravel()
     w = (half[:, None] * gw[None, :]).ravel() * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
     return z, w
-
-
-def _variances(weight_var: float, bias_var: float) -> tuple[float, float]:
-    wv = _check_real(weight_var, "weight_var")
-    bv = _check_real(bias_var, "bias_var")
-    if wv <= 0.0:
-        raise ValueError(f"weight_var must be > 0, got {weight_var!r}")
-    if bv < 0.0:
-        raise ValueError(f"bias_var must be >= 0, got {bias_var!r}")
-    return wv, bv
 
 
 def _q_array(q: ArrayLike) -> tuple[NDArray, tuple[int, ...]]:
