@@ -423,7 +423,8 @@ def test_reference_and_ledger_commands(
     assert empty.exit_code == 0 and "0 verdicts of 0 experiments" in empty.stdout
     assert "no full-profile summary" in empty.stderr
     assert json.loads(no_bundled_reference.read_text())["experiments"] == {}
-    assert "No full-profile verdicts are recorded yet" in invoke("ledger").stdout
+    # every registered experiment without a full run gets a row saying so
+    assert "| T1 | `lab_toy` | — | no full-profile run yet |" in invoke("ledger").stdout
     _full_reference(tmp_path, no_bundled_reference)
     table = invoke("ledger", "--format", "markdown")
     assert table.exit_code == 0
