@@ -1152,3 +1152,21 @@ def test_long_summaries_show_their_first_sentence_and_fold_the_rest(tmp_path):
     assert "The rest of the summary (13 sentences or checks)" in box
     assert box.count("<li>") == 13 and "<li>A note on the mechanism.</li>" in box
     assert "<li>check 11 0.11 [0.1, 0.9] &gt; 0: supported.</li>" in box
+
+
+def test_merge_references_keeps_the_newest_entry_per_experiment():
+    from elulab.report import merge_references
+    from elulab.report._reference import Reference, ReferenceEntry
+
+    def entry(name: str, when: str) -> ReferenceEntry:
+        return ReferenceEntry.from_json(
+            name, {"claims": ["C1"], "summarised": when, "verdicts": []}
+        )
+
+    a = Reference({"x": entry("x", "2026-01-01T00:00:00Z"), "y": entry("y", "2026-01-05T00:00:00Z")},
+                  created="2026-01-05T00:00:00Z")  # fmt: skip
+    b = Reference({"x": entry("x", "2026-01-03T00:00:00Z")}, created="2026-01-03T00:00:00Z")
+    merged = merge_references([a, b])
+    assert merged.experiments["x"].summarised == "2026-01-03T00:00:00Z"
+    assert merged.experiments["y"].summarised == "2026-01-05T00:00:00Z"
+    assert merged.created == "2026-01-05T00:00:00Z"

@@ -879,18 +879,23 @@ def report_cmd(
 
 @app.command("reference")
 def reference_cmd(
-    store: Path = typer.Option(_DEFAULT_STORE, "--store", help="Result store (SQLite)."),
+    store: list[Path] = typer.Option(
+        [_DEFAULT_STORE], "--store", help="Result store (SQLite); repeat to merge several."
+    ),
     out: Path | None = typer.Option(
         None, "--out", help="Reference file to write; default: the one shipped in the package."
     ),
     profile: str = typer.Option("full", "--profile", help="Profile whose verdicts to take."),
 ) -> None:
     """Write the reference verdicts: the newest summary of the full profile of every
-    experiment in the store, with the code revision and elulab version behind it."""
+    experiment in the store(s), with the code revision and elulab version behind it."""
     report = _lab_report_module()
-    _lab_store(store, readonly=True).close()
     try:
-        ref = report.build_reference(store, profile=profile)
+        refs = []
+        for path_ in store:
+            _lab_store(path_, readonly=True).close()
+            refs.append(report.build_reference(path_, profile=profile))
+        ref = report.merge_references(refs)
         path = report.write_reference(ref, out)
     except (report.ReferenceError, OSError) as e:
         fail(str(e))

@@ -40,6 +40,7 @@ from ._reference import build_reference as build_reference
 from ._reference import bundled_reference_path as bundled_reference_path
 from ._reference import ledger_markdown as ledger_markdown
 from ._reference import load_reference as load_reference
+from ._reference import merge_references as merge_references
 from ._reference import replace_between_markers as replace_between_markers
 from ._reference import write_reference as write_reference
 
@@ -56,6 +57,7 @@ __all__ = [
     "check_out_dir",
     "ledger_markdown",
     "load_reference",
+    "merge_references",
     "parse_claims",
     "replace_between_markers",
     "write_reference",

@@ -57,6 +57,7 @@ __all__ = [
     "bundled_reference_path",
     "ledger_markdown",
     "load_reference",
+    "merge_references",
     "replace_between_markers",
     "write_reference",
 ]
@@ -321,6 +322,29 @@ def build_reference(store_path: str | os.PathLike[str], *, profile: str = "full"
         created=_iso(newest) if entries else "",
         profile=profile,
         source=str(path),
+    )
+
+
+def merge_references(references: Sequence[Reference]) -> Reference:
+    """One reference from several (e.g. built from several stores): per experiment the
+    entry summarised last; ``created`` is the newest.
+
+    Example:
+        >>> merge_references([Reference(), Reference(created="2026-01-01T00:00:00Z")]).created
+        '2026-01-01T00:00:00Z'
+    """
+    refs = list(references)
+    if not refs:
+        return Reference()
+    merged: dict[str, ReferenceEntry] = {}
+    for ref in refs:
+        for name, entry in ref.experiments.items():
+            if name not in merged or entry.summarised > merged[name].summarised:
+                merged[name] = entry
+    return Reference(
+        experiments=merged,
+        created=max(r.created for r in refs),
+        profile=refs[0].profile,
     )
 
 
