@@ -176,3 +176,11 @@ def test_param_accepts_good_values_and_describe_lists_every_field():
     }  # fmt: skip
     assert rows["acts"]["allowed"] == "non-empty, one of relu, elu, selu"
     assert rows["acts"]["default"] == ["relu", "elu"]
+
+
+def test_a_bonferroni_headline_says_its_level():
+    c = check("gap", [0.1, 0.3, 0.2, 0.25], above=0.0, family=10)
+    v = Verdict.from_checks("C3", [c], effect=c, effect_name="log10 ratio")
+    assert v.effect_name == "log10 ratio (99.5% interval: Bonferroni over 10 checks)"
+    plain = check("gap", [0.1, 0.3, 0.2, 0.25], above=0.0)
+    assert Verdict.from_checks("C3", [plain], effect=plain, effect_name="x").effect_name == "x"

@@ -962,7 +962,7 @@ def test_ledger_markdown_from_a_reference(tmp_path):
     ref = build_reference(make_reference_store(tmp_path / "ref.sqlite"))
     text = ledger_markdown(ref, [c.id for c in parse_claims().claims])
     lines = text.splitlines()
-    assert lines[0].startswith("| claim | experiment | verdict | effect [95% CI] | seeds |")
+    assert lines[0].startswith("| claim | experiment | verdict | effect [CI] | seeds |")
     assert lines[2] == (
         "| C2 | `rnn_gradient_flow` | supported (small) | 0.148 [0.116, 0.179] | 5 "
         "| gain difference |"

@@ -538,7 +538,7 @@ def _lab_verdict_table(experiment: Any, outcome: Any, reference: Any = None) -> 
         table.add_column(f"reference ({escape(reference.profile)})", overflow="fold", min_width=22)
     else:
         table.add_column("status", overflow="fold")
-        table.add_column("effect [95% CI]", overflow="fold", min_width=22)
+        table.add_column("effect [CI]", overflow="fold", min_width=22)
         table.add_column("seeds", justify="right", no_wrap=True)
     for v in outcome.verdicts:
         if with_ref:

@@ -409,6 +409,11 @@ class Verdict:
         eff = head.effect if isinstance(head, Check) else Effect(*head)
         if not effect_name and isinstance(head, Check):
             effect_name = head.label
+        if isinstance(head, Check) and abs(head.confidence - 0.95) > 1e-9:
+            family = round(0.05 / (1.0 - head.confidence))
+            effect_name += (
+                f" ({100 * head.confidence:.3g}% interval: Bonferroni over {family} checks)"
+            )
         final = status if status is not None else combine([c.status for c in checks])
         parts = [p for p in (preamble.strip(),) if p]
         parts.append("; ".join(c.sentence for c in checks) + ".")

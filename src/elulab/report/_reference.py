@@ -467,7 +467,7 @@ def ledger_markdown(
         )
     rows.sort(key=lambda r: (r[0], r[1]))
     lines = [
-        "| claim | experiment | verdict | effect [95% CI] | seeds | what the effect measures |",
+        "| claim | experiment | verdict | effect [CI] | seeds | what the effect measures |",
         "|---|---|---|---|---|---|",
     ]
     stale = {
