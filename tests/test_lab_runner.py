@@ -284,3 +284,25 @@ def test_a_new_version_is_never_served_from_the_store(tmp_path: Path) -> None:
         assert second.summary is not None and second.summary.version == 2
         assert second.summary.revisions == [git]
         assert store.summaries("lab_toy")[0].version == 2
+
+
+def test_nonfinite_values_in_series_and_tables_are_stored_not_fatal(tmp_path: Path) -> None:
+    """A diverged run's nan in a table cell or a curve must not make the run unstorable
+    (an snn_uci full seed was lost that way after 50 minutes)."""
+    import json
+    import math
+
+    from elulab.lab.api import RunResult, Series
+    from elulab.lab.backends import _check_result
+
+    r = RunResult(
+        metrics={"m": math.nan},
+        series={"s": Series(x=[0.0, 1.0], ys={"a": [1.0, math.inf]})},
+        tables={"t": [{"acc": math.nan, "n": 3, "nested": [math.nan, 2.0]}]},
+    )
+    _check_result(r)  # no TypeError
+    d = json.loads(json.dumps(r.to_json(), allow_nan=False))
+    assert d["tables"]["t"][0] == {"acc": None, "n": 3, "nested": [None, 2.0]}
+    back = RunResult.from_json(d)
+    assert math.isnan(back.metrics["m"]) and math.isnan(back.series["s"].ys["a"][1])
+    assert back.series["s"].ys["a"][0] == 1.0

@@ -196,7 +196,11 @@ class Series:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Series:
-        return cls(**dict(d))
+        d = dict(d)
+        nan = float("nan")
+        d["x"] = [nan if v is None else v for v in d.get("x", [])]
+        d["ys"] = {k: [nan if v is None else v for v in ys] for k, ys in d.get("ys", {}).items()}
+        return cls(**d)
 
 
 @dataclass
@@ -217,11 +221,16 @@ class RunResult:
     artifacts: dict[str, bytes] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-able form, without the artifacts."""
+        """JSON-able form, without the artifacts.
+
+        Non-finite floats anywhere (metrics, series values, table cells) become ``null``
+        (read back as nan in metrics and series): a diverged run's nan must never make
+        a whole run unstorable.
+        """
         return {
             "metrics": {k: _jsonable_float(v) for k, v in self.metrics.items()},
-            "series": {k: s.to_dict() for k, s in self.series.items()},
-            "tables": self.tables,
+            "series": {k: _finite_or_null(s.to_dict()) for k, s in self.series.items()},
+            "tables": _finite_or_null(self.tables),
         }
 
     @classmethod
@@ -234,6 +243,17 @@ class RunResult:
             series={k: Series.from_dict(s) for k, s in d.get("series", {}).items()},
             tables=dict(d.get("tables", {})),
         )
+
+
+def _finite_or_null(obj: Any) -> Any:
+    """``obj`` with every non-finite float (nested in dicts, lists, tuples) as None."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_null(v) for v in obj]
+    return obj
 
 
 def _jsonable_float(v: Any) -> float | None:
