@@ -79,16 +79,11 @@ class Toy(Experiment):
     def figures(self, config: ToyConfig, results, out_dir: Path) -> list[Figure]:  # type: ignore[override]
         if not config.figure:
             return []
-        import matplotlib
+        from elulab.lab import plots  # never switches the process-wide backend
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(3, 2))
+        fig, (ax,) = plots.panels(1, width=3, height=2)
         ax.plot([r.metrics["py"] for r in results], "o")
-        path = out_dir / "draws.png"
-        fig.savefig(path)
-        plt.close(fig)
+        path = plots.save(fig, out_dir / "draws.png")
         return [Figure(path=path, caption="One uniform draw per seed.")]
 
 

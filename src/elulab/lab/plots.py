@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -145,16 +146,13 @@ def band(
     xs = np.asarray(x, dtype=np.float64)
     if arr.shape[1] != xs.size:
         raise ValueError(f"ys has {arr.shape[1]} points per curve, x has {xs.size}")
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean = np.nanmean(arr, axis=0)
-            lo, hi = np.nanmin(arr, axis=0), np.nanmax(arr, axis=0)
-            if kind == "std":
-                sd = np.nanstd(arr, axis=0, ddof=1) if arr.shape[0] > 1 else np.zeros_like(mean)
-                lo, hi = mean - sd, mean + sd
+    with warnings.catch_warnings():  # an all-nan column (a diverged point) is drawn as a gap
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(arr, axis=0)
+        lo, hi = np.nanmin(arr, axis=0), np.nanmax(arr, axis=0)
+        if kind == "std":
+            sd = np.nanstd(arr, axis=0, ddof=1) if arr.shape[0] > 1 else np.zeros_like(mean)
+            lo, hi = mean - sd, mean + sd
     c = colour(colour_of or label)
     (ln,) = ax.plot(xs, mean, label=label, color=c, **line)
     if kind != "none" and arr.shape[0] > 1:
