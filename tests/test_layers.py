@@ -1,7 +1,7 @@
 """Imports point one way: every ``import`` under ``src/elulab`` respects the layer order.
 
-``functional`` <- ``theory`` <- ``nn`` <- ``flows`` <- ``train`` <- ``diagnostics`` <-
-``experiments`` <- ``cli``: a layer imports only layers to its left. ``data`` (loaders)
+``functional`` <- ``theory`` <- ``nn`` <- ``flows`` <- ``pinn`` <- ``train`` <- ``dp`` <-
+``diagnostics`` <- ``experiments`` <- ``cli``: a layer imports only layers to its left. ``data`` (loaders)
 and ``lab`` (runner, store, backends, statistics, verdicts, plots) sit beside the chain
 and import no other layer; ``data`` is used from ``train`` up, the ``lab`` from
 ``experiments`` up (experiments through the kit: ``lab.api``, ``lab.stats``,
@@ -31,7 +31,9 @@ CHAIN: tuple[str, ...] = (
     "theory",
     "nn",
     "flows",
+    "pinn",
     "train",
+    "dp",
     "diagnostics",
     "experiments",
     "cli",
