@@ -40,10 +40,11 @@ reproduce: setup
 	$(BIN)/elulab reproduce --profile $(PROFILE) --store $(STORE) --out $(OUT)
 
 ## After the full profiles (make reproduce PROFILE=full): write the shipped reference
-## verdicts from the store's full-profile summaries, then the README's verdict table from
-## them (between <!-- verdicts:begin --> and <!-- verdicts:end -->). Never typed by hand.
+## verdicts from the store's full-profile summaries (--merge keeps the experiments the
+## store lacks), then the README's verdict table from them (between
+## <!-- verdicts:begin --> and <!-- verdicts:end -->). Never typed by hand.
 ledger: setup
-	$(BIN)/elulab reference --store $(STORE)
+	$(BIN)/elulab reference --store $(STORE) --merge
 	$(BIN)/elulab ledger --format markdown --update README.md
 
 ## Set up with the test extras, lint, and run the whole test suite.

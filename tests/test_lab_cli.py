@@ -426,6 +426,11 @@ def test_reference_and_ledger_commands(
     # every registered experiment without a full run gets a row saying so
     assert "| T1 | `lab_toy` | — | no full-profile run yet |" in invoke("ledger").stdout
     _full_reference(tmp_path, no_bundled_reference)
+    # --merge keeps what the reference has and the quick-only store lacks; without it,
+    # the reference is rebuilt from the store alone
+    kept = invoke("reference", "--store", quick, "--merge")
+    assert kept.exit_code == 0 and "1 verdict of 1 experiment" in kept.stdout
+    assert "lab_toy" in json.loads(no_bundled_reference.read_text())["experiments"]
     table = invoke("ledger", "--format", "markdown")
     assert table.exit_code == 0
     rows = [line for line in table.stdout.splitlines() if line.startswith("| T1")]

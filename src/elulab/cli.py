@@ -886,12 +886,20 @@ def reference_cmd(
         None, "--out", help="Reference file to write; default: the one shipped in the package."
     ),
     profile: str = typer.Option("full", "--profile", help="Profile whose verdicts to take."),
+    merge: bool = typer.Option(
+        False,
+        "--merge",
+        help="Keep the experiments of the existing reference that the store(s) lack; "
+        "an entry from a store replaces its experiment's only when summarised later.",
+    ),
 ) -> None:
-    """Write the reference verdicts: the newest summary of the full profile of every
-    experiment in the store(s), with the code revision and elulab version behind it."""
+    """Write the reference verdicts (newest full-profile summary per experiment).
+
+    Each entry keeps the code revision and elulab version behind it. Without --merge
+    the reference holds exactly the experiments of the given store(s)."""
     report = _lab_report_module()
     try:
-        refs = []
+        refs = [report.load_reference(out)] if merge else []
         for path_ in store:
             _lab_store(path_, readonly=True).close()
             refs.append(report.build_reference(path_, profile=profile))
@@ -970,9 +978,10 @@ def results_cmd(
         None, "--out", help="Write to this file (needed for parquet); default: stdout."
     ),
 ) -> None:
-    """Export the stored runs of one experiment: one row per (config, seed), with the
-    experiment version and git revision of each run, the resolved config and ISO 8601
-    UTC timestamps."""
+    """Export the stored runs of one experiment: one row per (config, seed).
+
+    Each row has the experiment version and git revision of its run, the resolved
+    config and ISO 8601 UTC timestamps."""
     from .lab.store import export_parquet, export_runs
 
     if fmt not in ("csv", "json", "parquet"):
