@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from elulab.nn import SNN, AlphaDropout, ScaledELU, lecun_normal_
+from elulab.nn import SNN, AlphaDropout, FusedLinearELU, ScaledELU, lecun_normal_
 
 LAM = 1.0507009873554804934193349852946
 ALPHA = 1.6732632423543772848170429916717
@@ -119,16 +119,22 @@ def _layer_stats(net: torch.nn.Sequential, x: torch.Tensor) -> list[tuple[float,
     h = x
     for m in net:
         h = m(h)
-        if isinstance(m, (torch.nn.SELU, ScaledELU, AlphaDropout)):
+        if isinstance(m, (torch.nn.SELU, ScaledELU, AlphaDropout, FusedLinearELU)):
             out.append((h.mean().item(), h.var().item()))
     return out
 
 
-def test_snn_structure_and_init() -> None:
-    net = SNN(20, 3, depth=3, width=512, dropout=0.05, generator=torch.Generator().manual_seed(0))
-    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
-    assert len(linears) == 4 and sum(isinstance(m, AlphaDropout) for m in net) == 3
-    assert isinstance(net[1], torch.nn.SELU)
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "plain"])
+def test_snn_structure_and_init(fused: bool) -> None:
+    net = SNN(20, 3, depth=3, width=512, dropout=0.05, fused=fused,
+              generator=torch.Generator().manual_seed(0))  # fmt: skip
+    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 4 and sum(isinstance(m, AlphaDropout) for m in net.modules()) == 3
+    if fused:  # one block per hidden layer: Linear, SELU, AlphaDropout inside
+        assert len(net) == 4 and isinstance(net[0], FusedLinearELU)
+        assert isinstance(net[0].activation, torch.nn.SELU)
+    else:  # the plain sequence of earlier versions
+        assert len(net) == 10 and isinstance(net[1], torch.nn.SELU)
     for lin in linears[1:-1]:
         assert abs(lin.weight.var().item() * 512 - 1) < 0.02  # 5 sd for 262,144 draws
         assert torch.all(lin.bias == 0)
@@ -145,15 +151,16 @@ def test_snn_forward_statistics_at_depth(dropout: float) -> None:
               generator=torch.Generator().manual_seed(0)).train()  # fmt: skip
     x = torch.randn(1024, 64)
     stats = _layer_stats(net, x)
+    per = len(stats) // 48  # stats per layer: 1 (fused block, or SELU alone) or 2
     # from layer 8 on every layer stays within 0.1 of mean 0 and 0.15 of variance 1
     # (a fixed, loose band for the module test; snn_fixed_point derives its band from the
     # finite-width spread, theory.random_net_statistics: finite width 256 and 1024
     # Gaussian inputs make each layer's variance fluctuate by a few percent)
-    for mean, var in stats[7 * (2 if dropout else 1) :]:
+    for mean, var in stats[7 * per :]:
         assert abs(mean) < 0.1 and abs(var - 1) < 0.15
     # a Kaiming-SELU re-init (gain 3/4) breaks it: the variance falls far out of the band
     # (to about 0.05 without dropout; AlphaDropout's fill values hold it near 0.5)
-    for m in net:
+    for m in net.modules():
         if isinstance(m, torch.nn.Linear):
             torch.nn.init.kaiming_normal_(m.weight, nonlinearity="selu")
     assert _layer_stats(net, x)[-1][1] < (0.1 if dropout == 0 else 0.7)
@@ -164,7 +171,7 @@ def test_snn_custom_fixed_point() -> None:
     torch.manual_seed(0)
     net = SNN(32, 0, depth=40, width=256, dropout=0.05, mean=mean, var=var,
               generator=torch.Generator().manual_seed(0)).train()  # fmt: skip
-    assert isinstance(net[1], ScaledELU) and net[1].lam != pytest.approx(LAM)
+    assert isinstance(net[0].activation, ScaledELU) and net[0].activation.lam != pytest.approx(LAM)
     stats = _layer_stats(net, torch.randn(1024, 32))
     m, v = stats[-1]
     # same band as above, relative to the custom fixed point
@@ -190,7 +197,8 @@ def test_snn_symbolic_trace_bitwise(fixed_point: tuple[float, float], training: 
     ).double()
     net.train(training)
     # fx records the branch the module takes when traced: dropout is traced into the
-    # graph in training mode and disappears from it in eval mode
+    # graph in training mode and disappears from it in eval mode. A fused block traces
+    # as its composition, and runs it on small CPU tensors (COMPILE_MIN_NUMEL)
     traced = torch.fx.symbolic_trace(net)
     draws = [n for n in traced.graph.nodes if n.target is torch.rand_like]
     assert len(draws) == (3 if training else 0)

@@ -106,15 +106,21 @@ class LayerStats:
 class _Site:
     """What the hooks saw for one call of one module within the current step."""
 
-    __slots__ = ("flat", "grad_sq", "kind", "mean", "name", "nonzero", "units", "var")
+    __slots__ = (
+        "flat", "grad_sq", "kind", "moments", "name", "nonzero", "pending", "share", "units",
+    )  # fmt: skip
 
     def __init__(self, name: str, kind: str, units: int) -> None:
         self.name, self.kind, self.units = name, kind, units
-        self.mean: torch.Tensor | None = None
-        self.var: torch.Tensor | None = None
+        self.moments: tuple[torch.Tensor, torch.Tensor, int] | None = None  # see _moments
         self.flat: torch.Tensor | None = None  # (units,) bool: |f'| < eps everywhere
         self.nonzero: torch.Tensor | None = None  # (units,) bool: some gradient != 0
-        self.grad_sq: torch.Tensor | None = None
+        self.grad_sq: float | None = None
+        # an activation whose input is the previous layer's output hands that layer its
+        # input gradient with what it reduced from it (pending); the layer reuses the
+        # reductions when its own output gradient is that very tensor, unchanged
+        self.share: _Site | None = None
+        self.pending: tuple[torch.Tensor, torch.Tensor, float] | None = None
 
 
 class _Window:
@@ -130,20 +136,57 @@ class _Window:
         self.steps = 0
 
 
-def _mean_var(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and (population) variance of all elements, as ``E[x^2] - E[x]^2``.
+def _moments(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The two reductions behind :func:`_mean_var`, left as tensors until ``step()``.
 
-    Two fast reductions (``torch.var_mean`` is several times slower on CPU); the
-    variance is accurate while ``var >> 1e-7 * mean^2`` (float32 sums) and clamped at 0.
+    ``torch.var_mean`` is several times slower on CPU; the arithmetic is done once per
+    step in Python floats (float64, as before), not as a handful of tiny tensor ops per
+    call of every hook.
     """
     with torch.no_grad():
         t = t.detach()
-        n = max(t.numel(), 1)
         if not t.is_floating_point():
             t = t.float()
-        mean = t.mean().double()
-        sq = torch.linalg.vector_norm(t).double().square() / n
-        return mean, (sq - mean * mean).clamp_min(0.0)
+        return t.mean(), torch.linalg.vector_norm(t), max(t.numel(), 1)
+
+
+def _mean_var(moments: tuple[torch.Tensor, torch.Tensor, int] | None) -> tuple[float, float]:
+    """Mean and (population) variance of all elements, as ``E[x^2] - E[x]^2`` in float64.
+
+    Accurate while ``var >> 1e-7 * mean^2`` (float32 sums), clamped at 0.
+    """
+    if moments is None:
+        return math.nan, math.nan
+    mean_t, norm_t, n = moments
+    mean, norm = float(mean_t), float(norm_t)
+    var = norm * norm / n - mean * mean
+    return mean, var if not var < 0.0 else 0.0
+
+
+def _grad_reductions(g: torch.Tensor, dims: tuple[int, ...]) -> tuple[torch.Tensor, float]:
+    """Per unit "some gradient is not 0", and the squared L2 norm of ``g`` (float64)."""
+    # max |g| per unit, never g**2: squares of gradients below ~1e-23 underflow
+    # to zero in float32 and would turn a slowed unit into a "dead" one
+    # (max > 0 or min < 0 is much faster on CPU than abs().amax or an inf-norm)
+    hi, lo = (g.amax(dim=dims), g.amin(dim=dims)) if dims else (g, g)
+    nz = (hi > 0) | (lo < 0)
+    norm = float(torch.linalg.vector_norm(g))  # squared in float64 below
+    if norm == 0.0 or not math.isfinite(norm):  # squares under/overflowed in float32
+        top = float(torch.maximum(hi.max(), -lo.min()))
+        if top > 0:
+            norm = top * float(torch.linalg.vector_norm(g.double() / top))
+    return nz, norm * norm
+
+
+def _same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """The same memory, layout and version: the same values (``b`` is held alive)."""
+    return (
+        a.data_ptr() == b.data_ptr()
+        and a.shape == b.shape
+        and a.stride() == b.stride()
+        and a.dtype == b.dtype
+        and a._version == b._version
+    )
 
 
 def _reduce_dims(ndim: int, unit_dim: int) -> tuple[int, ...]:
@@ -234,6 +277,7 @@ class Diagnostics:
         self._window_order: list[str] = []
         self._last_out: Callable[[], torch.Tensor | None] = lambda: None
         self._last_unit_dim = 1
+        self._last_site: _Site | None = None
         self._pending: dict[int, list[_Site]] = {}
         self._busy = False
         self._active = False
@@ -309,16 +353,13 @@ class Diagnostics:
     def _grad_hook(self, site: _Site, dims: tuple[int, ...]) -> Callable[[torch.Tensor], None]:
         def hook(g: torch.Tensor) -> None:
             g = g.detach()
-            # max |g| per unit, never g**2: squares of gradients below ~1e-23 underflow
-            # to zero in float32 and would turn a slowed unit into a "dead" one
-            # (max > 0 or min < 0 is much faster on CPU than abs().amax or an inf-norm)
-            hi, lo = (g.amax(dim=dims), g.amin(dim=dims)) if dims else (g, g)
-            nz = (hi > 0) | (lo < 0)
-            sq = torch.linalg.vector_norm(g).double().square()
-            if sq == 0 or not torch.isfinite(sq):  # squares under/overflowed in float32
-                top = torch.maximum(hi.max(), -lo.min()).double()
-                if top > 0:
-                    sq = (top * torch.linalg.vector_norm(g.double() / top)).square()
+            done, site.pending = site.pending, None
+            if done is not None and _same_tensor(g, done[0]):
+                nz, sq = done[1], done[2]  # the activation reduced this very gradient
+            else:
+                nz, sq = _grad_reductions(g, dims)
+            if site.share is not None:  # held until the layer's hook: no address reuse
+                site.share.pending = (g, nz, sq)
             if site.nonzero is None:
                 site.nonzero, site.grad_sq = nz, sq
             else:  # a second backward through the same graph (retain_graph)
@@ -338,10 +379,11 @@ class Diagnostics:
                 )
             unit_dim = output.ndim - 1 if isinstance(module, _LINEAR_TYPES) else 1
             site = self._new_site(name, type(module).__name__, int(output.shape[unit_dim]))
-            site.mean, site.var = _mean_var(output)
+            site.moments = _moments(output)
             output.register_hook(self._grad_hook(site, _reduce_dims(output.ndim, unit_dim)))
             self._last_out = weakref.ref(output)
             self._last_unit_dim = unit_dim
+            self._last_site = site
 
         return hook
 
@@ -363,8 +405,10 @@ class Diagnostics:
                     f"Diagnostics: activation {name!r} got a tensor of shape "
                     f"{tuple(x.shape)}; batched inputs (batch, ...) are required"
                 )
-            unit_dim = self._last_unit_dim if self._last_out() is x else 1
+            linked = self._last_out() is x
+            unit_dim = self._last_unit_dim if linked else 1
             site = self._new_site(name, type(module).__name__, int(x.shape[unit_dim]))
+            site.share = self._last_site if linked else None
             dims = _reduce_dims(x.ndim, unit_dim)
             self._busy = True
             try:
@@ -388,7 +432,7 @@ class Diagnostics:
             return
         site = pending.pop()
         if isinstance(output, torch.Tensor):
-            site.mean, site.var = _mean_var(output)
+            site.moments = _moments(output)
 
     # -- steps ----------------------------------------------------------------------------
     def step(self) -> list[LayerStats]:
@@ -418,20 +462,23 @@ class Diagnostics:
                 "Diagnostics.step(): no gradient reached the watched layers; call "
                 "loss.backward() before step()"
             )
-        norms = [0.0 if s.grad_sq is None else math.sqrt(float(s.grad_sq)) for s in sites]
+        norms = [0.0 if s.grad_sq is None else math.sqrt(s.grad_sq) for s in sites]
         stats: list[LayerStats] = []
         for i, s in enumerate(sites):
             nz = s.nonzero if s.nonzero is not None else torch.zeros(s.units, dtype=torch.bool)
+            live = int(nz.sum())  # exact counts: dead = units - live
+            flat_live = 0 if s.flat is None else int((s.flat & nz).sum())
             flat = s.flat if s.flat is not None else torch.zeros(s.units, dtype=torch.bool)
+            mean, var = _mean_var(s.moments)
             stats.append(
                 LayerStats(
                     name=s.name,
                     kind=s.kind,
                     units=s.units,
-                    dead_fraction=_share(~nz),
-                    saturated_fraction=_share(flat & nz),
-                    mean=float(s.mean) if s.mean is not None else math.nan,
-                    var=float(s.var) if s.var is not None else math.nan,
+                    dead_fraction=(s.units - live) / s.units if s.units else 0.0,
+                    saturated_fraction=flat_live / s.units if s.units else 0.0,
+                    mean=mean,
+                    var=var,
                     grad_norm=norms[i],
                     grad_gain=_gain(norms, i),
                 )

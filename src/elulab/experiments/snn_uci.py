@@ -113,8 +113,8 @@ def _protocol(config, method, grid, X, y, n_cls, sel, parts, seed):
 
     def build(p, seed):  # initial weights from seed
         (act, norm, init), kw = METHODS[method], {k: p[k] for k in ("depth", "width", "dropout")}
-        if method == "snn":
-            return SNN(X.shape[1], n_cls, generator=generator(seed), **kw)
+        if method == "snn":  # the unfused layers: the published runs, bit for bit
+            return SNN(X.shape[1], n_cls, generator=generator(seed), fused=False, **kw)
         return build_mlp(X.shape[1], n_cls, activation=act, norm=norm, init=init, seed=seed, **kw)
 
     c = config

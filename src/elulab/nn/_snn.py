@@ -179,6 +179,9 @@ class AlphaDropout(nn.Module):
 class SNN(nn.Sequential):
     r"""A self-normalising MLP: ``depth`` x (Linear -> SELU -> AlphaDropout), then Linear.
 
+    Each hidden layer is one fused block (:class:`elulab.nn.FusedLinearELU`, holding
+    ``linear``, ``activation`` and ``dropout``) unless ``fused=False``.
+
     .. math::
         h_{l+1} = \mathrm{AlphaDropout}\big(\mathrm{SELU}(W_l h_l + b_l)\big),
         \quad W_l \sim \mathcal N(0, 1/n_l), \; b_l = 0
@@ -211,6 +214,14 @@ class SNN(nn.Sequential):
         dropout: the AlphaDropout rate in ``[0, 1)``; 0 leaves it out.
         mean, var: the fixed point; ``(0, 1)`` gives the standard SELU constants.
         generator: an optional ``torch.Generator`` for the initial weights.
+        fused: build each hidden layer as one :class:`elulab.nn.FusedLinearELU` block
+            (default): the same function and the same initial weights (the same draws,
+            in the same order), a fused kernel, and a backward that saves the output and
+            one byte per element instead of the pre-activation (``docs/fused.md``).
+            ``False`` builds the plain ``Linear, SELU, AlphaDropout`` sequence, whose
+            numbers are those of earlier elulab versions bit for bit (the ``snn_uci``
+            experiment asks for it, so that its published runs reproduce exactly).
+        impl: the fused blocks' kernel choice (:data:`elulab.nn.IMPLS`).
 
     Example:
         >>> net = SNN(10, 3, depth=4, width=64, dropout=0.05,
@@ -230,6 +241,8 @@ class SNN(nn.Sequential):
         mean: float = 0.0,
         var: float = 1.0,
         generator: torch.Generator | None = None,
+        fused: bool = True,
+        impl: str = "auto",
     ) -> None:
         for name, v, lo in (
             ("in_features", in_features, 1),
@@ -255,16 +268,25 @@ class SNN(nn.Sequential):
             lam, alpha = _selu_parameters(mean, var)
         layers: list[nn.Module] = []
         n_in = in_features
+        if not isinstance(fused, bool):
+            raise TypeError(f"fused must be a bool, got {fused!r}")
         for _ in range(depth):
             act: nn.Module = SELU() if standard else ScaledELU(lam, alpha)
-            layers += [nn.Linear(n_in, width), act]
+            drop: list[nn.Module] = []
             if dropout > 0:
-                layers.append(AlphaDropout(dropout, mean=mean, var=var, lam=lam, alpha=alpha))
+                drop = [AlphaDropout(dropout, mean=mean, var=var, lam=lam, alpha=alpha)]
+            if fused:
+                from ._fused import FusedLinearELU
+
+                layers.append(FusedLinearELU(n_in, width, activation=act,
+                                             dropout=(drop or [None])[0], impl=impl))  # fmt: skip
+            else:
+                layers += [nn.Linear(n_in, width), act, *drop]
             n_in = width
         if out_features > 0:
             layers.append(nn.Linear(n_in, out_features))
         super().__init__(*layers)
-        self.depth, self.width, self.dropout = depth, width, dropout
+        self.depth, self.width, self.dropout, self.fused = depth, width, dropout, fused
         self.fixed_point = (mean, var)
         self.lam, self.alpha = lam, alpha
         for m in self.modules():
