@@ -505,7 +505,7 @@ def test_negative_order() -> None:
 
 def test_activation_table_names_and_lookup() -> None:
     expected = ("relu", "leaky_relu", "elu", "celu", "selu", "gelu", "silu", "mish", "tanh")
-    assert ACTIVATION_NAMES == (*expected, "sigmoid", "softplus", "sin")
+    assert ACTIVATION_NAMES == (*expected, "sigmoid", "softplus", "sin", "smooth_elu")
     x = _inputs(torch.float64)
     assert torch.equal(_bits(ef.activation_function(" Leaky-ReLU ")(x)), _bits(F.leaky_relu(x)))
     assert ef.activation_function("CELU") is celu
@@ -524,6 +524,7 @@ DERIVATIVE_PARAMS = {
     "elu": {"alpha": 0.7},
     "celu": {"alpha": 1.5},
     "softplus": {"beta": 2.0, "threshold": 10.0},
+    "smooth_elu": {"width": 0.6},
 }
 
 

@@ -383,6 +383,17 @@ def _mp_softplus(x):
     return mp.log1p(mp.exp(x)) if x < 30 else x + mp.log1p(mp.exp(-x))
 
 
+def _mp_smooth_elu_parts(x):
+    """Phi(4x), phi(4x) / 4, e^{x + 1/32} Phi(-4x - 1/4): E elu(x + Z/4) = x Phi + phi/4
+    + e^{..} Phi(..) - Phi(-4x), integrated by hand (cached: f and f' share the nodes)."""
+    return _mp_smooth_elu_cached(x, mp.mp.dps)
+
+
+@functools.lru_cache(maxsize=4096)
+def _mp_smooth_elu_cached(x, dps):
+    return mp.ncdf(4 * x), mp.npdf(4 * x) / 4, mp.exp(x + mp.mpf(1) / 32) * mp.ncdf(-4 * x - 0.25)
+
+
 # name -> (f, f') in mpmath, written from the textbook definitions
 MP_FUNCTIONS = {
     "gelu": (lambda x: x * mp.ncdf(x), lambda x: mp.ncdf(x) + x * mp.npdf(x)),
@@ -398,6 +409,10 @@ MP_FUNCTIONS = {
     "sigmoid": (_mp_sigmoid, lambda x: _mp_sigmoid(x) * (1 - _mp_sigmoid(x))),
     "softplus": (_mp_softplus, _mp_sigmoid),
     "sin": (mp.sin, mp.cos),
+    "smooth_elu": (  # E elu(x + Z / 4), Z ~ N(0, 1)
+        lambda x: (lambda p, d, t: x * p + d + t - mp.ncdf(-4 * x))(*_mp_smooth_elu_parts(x)),
+        lambda x: (lambda p, d, t: p + t)(*_mp_smooth_elu_parts(x)),
+    ),
     "linear": (lambda x: x, lambda x: mp.mpf(1)),  # not in the registry today
 }
 QUAD_NAMES = [n for n in ACTIVATION_NAMES if n not in CLOSED_FORM_ACTIVATIONS]

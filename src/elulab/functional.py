@@ -46,6 +46,7 @@ import math
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -53,15 +54,19 @@ from torch.overrides import handle_torch_function, has_torch_function_unary
 
 __all__ = [
     "ACTIVATION_NAMES",
+    "SECOND_DERIVATIVE_NAMES",
     "SELU_ALPHA",
     "SELU_LAMBDA",
+    "SMOOTH_ELU_WIDTH",
     "ActivationSpec",
     "activation_derivative",
     "activation_function",
+    "activation_second_derivative",
     "activation_spec",
     "celu",
     "celu_derivative",
     "check_alpha",
+    "check_width",
     "elu",
     "elu_derivative",
     "elu_inverse",
@@ -69,6 +74,8 @@ __all__ = [
     "normalize_activation_name",
     "selu",
     "selu_derivative",
+    "smooth_elu",
+    "smooth_elu_derivative",
 ]
 
 #: Scale :math:`\lambda` of SELU (Klambauer et al., 2017), the constant torch uses.
@@ -431,6 +438,157 @@ def elu_log_abs_det_jacobian(x: torch.Tensor, alpha: float = 1.0) -> torch.Tenso
 
 
 # ---------------------------------------------------------------------------
+# ELU smoothed at 0: ELU convolved with a narrow Gaussian (a smoothness control)
+# ---------------------------------------------------------------------------
+
+#: Default width :math:`s` of the Gaussian that :func:`smooth_elu` convolves ELU with.
+SMOOTH_ELU_WIDTH: float = 0.25
+_INV_SQRT2 = math.sqrt(0.5)
+
+
+def check_width(width: float) -> float:
+    """Validate the width ``s`` of :func:`smooth_elu`: a real number in (0, 1].
+
+    Wider Gaussians change ELU's shape, not only its smoothness at 0 (and above 1 the
+    float32 forms would need more care).
+
+    Example:
+        >>> check_width(0.25)
+        0.25
+    """
+    value = check_alpha(width, "width")
+    if value > 1.0:
+        raise ValueError(f"width must be in (0, 1] (a narrow smoothing of ELU), got {width!r}")
+    return value
+
+
+def _ncdf(z: torch.Tensor) -> torch.Tensor:  # Phi(z) = erfc(-z / sqrt 2) / 2, as ndtr computes it
+    return 0.5 * torch.erfc(-_INV_SQRT2 * z)
+
+
+def _smooth_elu_parts(x: torch.Tensor, width: float) -> tuple[torch.Tensor, ...]:
+    """``(t, Phi(t), phi(t), f''(x))`` with ``t = x / s``, without overflow or inf * 0.
+
+    :math:`f'' = e^{x + s^2/2}\\Phi(-t - s)` with ``x`` capped at 40: there
+    :math:`\\Phi(-40/s - s)` is 0 even in float64 (``s <= 1``) while :math:`e^{40}` is
+    finite in float32, so the cap changes nothing.
+    """
+    t = x / width
+    phi = torch.exp(-0.5 * t * t) * _INV_SQRT_2PI
+    xc = x.clamp(max=40.0)
+    curv = torch.exp(xc + 0.5 * width * width) * _ncdf(-xc / width - width)
+    return t, _ncdf(t), phi, curv
+
+
+class _SmoothELUSlope(torch.autograd.Function):
+    """f'(x); its backward is the closed-form f'' (so nested autograd is exact)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, width: float) -> torch.Tensor:
+        _, cdf, _, curv = _smooth_elu_parts(x, width)
+        ctx.save_for_backward(x, curv)
+        ctx.width = width
+        return cdf + curv
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        x, curv = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: f''' by autograd of the closed form
+            curv = _smooth_elu_parts(x, ctx.width)[3]
+        return grad * curv, None
+
+
+class _SmoothELU(torch.autograd.Function):
+    """f(x); its backward is the closed-form f' (differentiable, see _SmoothELUSlope)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, width: float) -> torch.Tensor:
+        t, cdf, phi, curv = _smooth_elu_parts(x, width)
+        ctx.save_for_backward(x, cdf + curv)
+        ctx.width = width
+        return x * cdf + width * phi + curv - _ncdf(-t)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        x, slope = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: f'' through _SmoothELUSlope
+            slope = _SmoothELUSlope.apply(x, ctx.width)
+        return grad * slope, None
+
+
+def _in_float32(x: torch.Tensor) -> torch.Tensor:
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def smooth_elu(input: torch.Tensor, width: float = SMOOTH_ELU_WIDTH) -> torch.Tensor:
+    r"""ELU (:math:`\alpha = 1`) smoothed at 0 by a Gaussian of width :math:`s`; see
+    :class:`elulab.nn.SmoothELU` for the math.
+
+    .. math:: f_s(x) = E\,\mathrm{ELU}(x + sZ) = x\,\Phi(x/s) + s\,\varphi(x/s)
+        + e^{x + s^2/2}\,\Phi(-x/s - s) - \Phi(-x/s), \quad Z \sim \mathcal{N}(0, 1).
+
+    :math:`C^\infty`, convex, increasing, :math:`f_s \ge \mathrm{ELU}`; for the default
+    :math:`s = 0.25` it differs from ELU by at most 0.0221 (at :math:`x \approx -0.24`).
+    Backward passes use the closed forms :func:`smooth_elu_derivative` (first and second
+    order exactly, higher by autograd). float16/bfloat16 inputs are computed in float32.
+
+    Arguments:
+        input: a floating tensor of any shape.
+        width: the Gaussian's standard deviation :math:`0 < s \le 1`.
+
+    Example:
+        >>> smooth_elu(torch.tensor([-3.0, 0.0, 3.0]))
+        tensor([-0.9486,  0.0138,  3.0000])
+    """
+    width = check_width(width)
+    if has_torch_function_unary(input):  # an fx Proxy or a tensor-like
+        return handle_torch_function(smooth_elu, (input,), input, width=width)
+    _check_tensor(input, "smooth_elu")
+    out = _SmoothELU.apply(_in_float32(input), width)
+    return out.to(input.dtype) if out.dtype != input.dtype else out
+
+
+def smooth_elu_derivative(
+    x: torch.Tensor, width: float = SMOOTH_ELU_WIDTH, order: int = 1
+) -> torch.Tensor:
+    r"""The ``order``-th derivative (0, 1 or 2) of :func:`smooth_elu` in closed form.
+
+    .. math:: f_s'(x) = E\,\mathrm{ELU}'(x + sZ) = \Phi(x/s) + e^{x + s^2/2}\,\Phi(-x/s - s),
+        \qquad f_s''(x) = e^{x + s^2/2}\,\Phi(-x/s - s),
+
+    (:math:`\mathrm{ELU}'` is continuous for :math:`\alpha = 1`, so :math:`f_s''` has no
+    :math:`\varphi` term). :math:`f_s''` is continuous: it falls from about 1 to 0 over a
+    few :math:`s` around 0, where ELU's jumps from 1 to 0.
+
+    Arguments:
+        x: a floating tensor.
+        width: the Gaussian's standard deviation :math:`0 < s \le 1`.
+        order: 0 (the function), 1 or 2.
+
+    Example:
+        >>> smooth_elu_derivative(torch.tensor([-3.0, 0.0]), order=2)
+        tensor([0.0514, 0.4140])
+    """
+    width = check_width(width)
+    order = _check_order(order)
+    if has_torch_function_unary(x):  # an fx Proxy or a tensor-like
+        return handle_torch_function(smooth_elu_derivative, (x,), x, width=width, order=order)
+    _check_tensor(x, "smooth_elu_derivative", "x")
+    if order > 2:
+        raise ValueError(f"smooth_elu_derivative: order must be 0, 1 or 2, got {order}")
+    if order == 0:
+        return smooth_elu(x, width)
+    work = _in_float32(x)
+    _, cdf, _, curv = _smooth_elu_parts(work, width)
+    out = cdf + curv if order == 1 else curv
+    return out.to(x.dtype) if out.dtype != x.dtype else out
+
+
+def _smooth_elu_dd(x: torch.Tensor, width: float = SMOOTH_ELU_WIDTH) -> torch.Tensor:
+    return smooth_elu_derivative(x, width, order=2)
+
+
+# ---------------------------------------------------------------------------
 # the activation table (single source of truth for names)
 # ---------------------------------------------------------------------------
 
@@ -485,6 +643,54 @@ def _sin_d(x: torch.Tensor) -> torch.Tensor:
     return torch.cos(x)
 
 
+# Closed-form second derivatives f''(x), equal to torch's double backward of the function
+# (tested against float64 nested autograd). Kinks: relu/leaky_relu 0 everywhere; the ELU
+# family as documented above (0 at x = 0); softplus 0 where beta * x >= threshold, as
+# torch's softplus_double_backward masks with (beta * x < threshold).
+def _zero_dd(x: torch.Tensor, **_: float) -> torch.Tensor:
+    return torch.zeros_like(x)
+
+
+def _elu_dd(x: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    return elu_derivative(x, alpha, order=2)
+
+
+def _celu_dd(x: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    return celu_derivative(x, alpha, order=2)
+
+
+def _selu_dd(x: torch.Tensor) -> torch.Tensor:
+    return selu_derivative(x, order=2)
+
+
+def _gelu_dd(x: torch.Tensor) -> torch.Tensor:  # phi(x) (2 - x^2)
+    return torch.exp(-0.5 * x * x) * _INV_SQRT_2PI * (2.0 - x * x)
+
+
+def _silu_dd(x: torch.Tensor) -> torch.Tensor:  # s (1 - s) (2 + x (1 - 2 s))
+    s = torch.sigmoid(x)
+    return s * (1.0 - s) * (2.0 + x * (1.0 - 2.0 * s))
+
+
+def _tanh_dd(x: torch.Tensor) -> torch.Tensor:  # -2 tanh (1 - tanh^2)
+    t = torch.tanh(x)
+    return -2.0 * t * (1.0 - t * t)
+
+
+def _sigmoid_dd(x: torch.Tensor) -> torch.Tensor:  # s (1 - s) (1 - 2 s)
+    s = torch.sigmoid(x)
+    return s * (1.0 - s) * (1.0 - 2.0 * s)
+
+
+def _softplus_dd(x: torch.Tensor, beta: float = 1.0, threshold: float = 20.0) -> torch.Tensor:
+    s = torch.sigmoid(x * beta)
+    return torch.where(x * beta < threshold, beta * s * (1.0 - s), 0.0)
+
+
+def _sin_dd(x: torch.Tensor) -> torch.Tensor:
+    return -torch.sin(x)
+
+
 @dataclass(frozen=True)
 class ActivationSpec:
     """One entry of the activation table.
@@ -497,12 +703,15 @@ class ActivationSpec:
             tensor-math layer does not import the module layer).
         derivative: the closed-form first derivative ``f'(x, **params)``, taking the
             same keyword parameters as ``function`` (e.g. ``alpha``).
+        second: the closed-form second derivative ``f''(x, **params)``, or None where
+            none is registered (then Taylor-mode PINNs refuse the activation).
     """
 
     name: str
     function: Callable[[torch.Tensor], torch.Tensor]
     module: str
     derivative: Callable[..., torch.Tensor]
+    second: Callable[..., torch.Tensor] | None = None
 
 
 # Default parameters: alpha = 1 for elu/celu, negative_slope = 0.01 for leaky_relu,
@@ -510,18 +719,21 @@ class ActivationSpec:
 _TABLE: dict[str, ActivationSpec] = {
     spec.name: spec
     for spec in (
-        ActivationSpec("relu", F.relu, "ReLU", _relu_d),
-        ActivationSpec("leaky_relu", F.leaky_relu, "LeakyReLU", _leaky_relu_d),
-        ActivationSpec("elu", elu, "ELU", elu_derivative),
-        ActivationSpec("celu", celu, "CELU", celu_derivative),
-        ActivationSpec("selu", selu, "SELU", selu_derivative),
-        ActivationSpec("gelu", F.gelu, "GELU", _gelu_d),
-        ActivationSpec("silu", F.silu, "SiLU", _silu_d),
+        ActivationSpec("relu", F.relu, "ReLU", _relu_d, _zero_dd),
+        ActivationSpec("leaky_relu", F.leaky_relu, "LeakyReLU", _leaky_relu_d, _zero_dd),
+        ActivationSpec("elu", elu, "ELU", elu_derivative, _elu_dd),
+        ActivationSpec("celu", celu, "CELU", celu_derivative, _celu_dd),
+        ActivationSpec("selu", selu, "SELU", selu_derivative, _selu_dd),
+        ActivationSpec("gelu", F.gelu, "GELU", _gelu_d, _gelu_dd),
+        ActivationSpec("silu", F.silu, "SiLU", _silu_d, _silu_dd),
         ActivationSpec("mish", F.mish, "Mish", _mish_d),
-        ActivationSpec("tanh", torch.tanh, "Tanh", _tanh_d),
-        ActivationSpec("sigmoid", torch.sigmoid, "Sigmoid", _sigmoid_d),
-        ActivationSpec("softplus", F.softplus, "Softplus", _softplus_d),
-        ActivationSpec("sin", _sin, "Sin", _sin_d),
+        ActivationSpec("tanh", torch.tanh, "Tanh", _tanh_d, _tanh_dd),
+        ActivationSpec("sigmoid", torch.sigmoid, "Sigmoid", _sigmoid_d, _sigmoid_dd),
+        ActivationSpec("softplus", F.softplus, "Softplus", _softplus_d, _softplus_dd),
+        ActivationSpec("sin", _sin, "Sin", _sin_d, _sin_dd),
+        ActivationSpec(
+            "smooth_elu", smooth_elu, "SmoothELU", smooth_elu_derivative, _smooth_elu_dd
+        ),
     )
 }
 
@@ -591,3 +803,32 @@ def activation_derivative(name: str) -> Callable[..., torch.Tensor]:
         tensor([2.])
     """
     return activation_spec(name).derivative
+
+
+def activation_second_derivative(name: str) -> Callable[..., torch.Tensor]:
+    """Return the closed-form second derivative ``f''(x, **params)`` registered as ``name``.
+
+    Equal to torch's double backward of the function (nested autograd), kinks included:
+    0 at the kink of the ELU family (torch masks its second derivative with ``x < 0``),
+    0 everywhere for ``relu`` and ``leaky_relu``, 0 where ``beta * x >= threshold`` for
+    ``softplus``. :data:`SECOND_DERIVATIVE_NAMES` lists the activations that have one.
+
+    Raises:
+        ValueError: for an unknown name, or one without a registered second derivative
+            (naming the ones that have it).
+
+    Example:
+        >>> activation_second_derivative("tanh")(torch.tensor([1.0]))
+        tensor([-0.6397])
+    """
+    spec = activation_spec(name)
+    if spec.second is None:
+        raise ValueError(
+            f"activation {name!r} has no closed-form second derivative; allowed: "
+            f"{', '.join(SECOND_DERIVATIVE_NAMES)}"
+        )
+    return spec.second
+
+
+#: Activations with a registered closed-form second derivative, in table order.
+SECOND_DERIVATIVE_NAMES: tuple[str, ...] = tuple(n for n, s in _TABLE.items() if s.second)

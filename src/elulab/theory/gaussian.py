@@ -481,6 +481,21 @@ def _mish_slope(x: NDArray) -> NDArray:
     return np.tanh(sp) + x * _sech2(sp) * expit(x)
 
 
+def _smooth_elu_curv(x: NDArray, w: float) -> NDArray:  # e^{x + w^2/2} Phi(-x/w - w)
+    return np.exp(x + 0.5 * w * w + log_ndtr(-x / w - w))
+
+
+def _smooth_elu(x: NDArray, w: float) -> NDArray:  # see elulab.functional.smooth_elu
+    t = x / w
+    return (
+        x * ndtr(t) + w * np.exp(-0.5 * t * t - _LOG_SQRT_2PI) + _smooth_elu_curv(x, w) - ndtr(-t)
+    )
+
+
+def _smooth_elu_slope(x: NDArray, w: float) -> NDArray:
+    return ndtr(x / w) + _smooth_elu_curv(x, w)
+
+
 _Fn = Callable[[NDArray], NDArray]
 
 #: ``(f, f')`` of every activation computed by quadrature, each accurate to a few ulp
@@ -497,6 +512,7 @@ _INTEGRANDS: dict[str, tuple[_Fn, _Fn]] = {
     "sigmoid": (expit, lambda x: expit(x) * expit(-x)),
     "softplus": (_softplus, expit),
     "sin": (np.sin, np.cos),
+    "smooth_elu": (lambda x: _smooth_elu(x, 0.25), lambda x: _smooth_elu_slope(x, 0.25)),
     "linear": (lambda x: x, np.ones_like),  # should the registry ever carry it
 }
 
