@@ -11,6 +11,8 @@
   floating point, e.g. ELU's ``e^x`` underflowing below ``x = -103.97`` in float32).
 * :func:`gain_probe`, :func:`probe_gradient`, :func:`fit_log_gain`: the per-step gain
   of a gradient backpropagated through a vanilla RNN, measured and predicted.
+* :func:`layer_gradient_variance`, :func:`gradient_cv`: the per-layer variance of a
+  gradient and its coefficient of variation across layers.
 * :func:`layer_statistics`: each layer's activation mean and variance in a deep random
   MLP (signal propagation; predicted by :func:`elulab.theory.random_net_statistics`).
 
@@ -31,6 +33,8 @@ from ._audit import render_html as render_html
 from ._hooks import DEFAULT_EPS as DEFAULT_EPS
 from ._hooks import Diagnostics as Diagnostics
 from ._hooks import LayerStats as LayerStats
+from ._layer_grads import gradient_cv as gradient_cv
+from ._layer_grads import layer_gradient_variance as layer_gradient_variance
 from ._propagation import layer_statistics as layer_statistics
 from ._rnn import GAIN_PREDICTIONS as GAIN_PREDICTIONS
 from ._rnn import GainProbe as GainProbe
@@ -59,7 +63,9 @@ __all__ = [
     "dead_fractions",
     "fit_log_gain",
     "gain_probe",
+    "gradient_cv",
     "html_section",
+    "layer_gradient_variance",
     "layer_statistics",
     "load_factory",
     "probe_gradient",

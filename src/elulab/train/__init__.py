@@ -15,6 +15,8 @@ The layer between the modules (:mod:`elulab.nn`) and the observers
   models, the learning rate chosen on validation;
 * :func:`grid_points`, :func:`select`, :func:`select_and_refit`, :func:`steps_per_epoch`:
   grid search with early stopping on validation, the winner retrained.
+* :func:`fit_regressors`, :func:`relative_errors`: one regression MLP trained for every
+  (activation, learning rate) pair from the same initial weights, in one loop.
 """
 
 from ._fit import FitResult as FitResult
@@ -36,6 +38,9 @@ from ._mlp import accuracy as accuracy
 from ._mlp import build_mlp as build_mlp
 from ._mlp import predict_proba as predict_proba
 from ._mlp import train_classifier as train_classifier
+from ._nodes import NodeResult as NodeResult
+from ._nodes import fit_nodes as fit_nodes
+from ._nodes import node_score as node_score
 from ._rng import generator as generator
 from ._rng import seeded as seeded
 from ._rng import stream_seed as stream_seed
@@ -45,12 +50,15 @@ from ._select import grid_points as grid_points
 from ._select import select as select
 from ._select import select_and_refit as select_and_refit
 from ._select import steps_per_epoch as steps_per_epoch
+from ._stacked import fit_regressors as fit_regressors
+from ._stacked import relative_errors as relative_errors
 
 __all__ = [
     "INITS",
     "NORMS",
     "FitResult",
     "FlowFit",
+    "NodeResult",
     "Refit",
     "Selection",
     "StepState",
@@ -61,13 +69,17 @@ __all__ = [
     "double_backprop_step",
     "fit",
     "fit_flow",
+    "fit_nodes",
+    "fit_regressors",
     "flow_nll",
     "flow_row_nll",
     "gaussian_nll",
     "generator",
     "grid_points",
     "input_gradient_probe",
+    "node_score",
     "predict_proba",
+    "relative_errors",
     "seeded",
     "select",
     "select_and_refit",

@@ -190,6 +190,7 @@ def fit(
     on_nonfinite: Literal["stop", "skip"] = "stop",
     seed: int | None = None,
     backward: bool = True,
+    closure: bool = False,
 ) -> FitResult:
     """Train ``model`` in place: one loop with hooks for every method in the lab.
 
@@ -223,6 +224,12 @@ def fit(
             ``.grad`` itself (e.g. a sum of gradients from separate
             ``torch.autograd.grad`` calls, in an order one ``backward`` cannot
             reproduce); its loss is then only read (logged, checked for finiteness).
+        closure: drive an optimiser that re-evaluates the loss (:class:`torch.optim.LBFGS`):
+            each step is ``optimizer.step(closure)``, the closure running ``zero_grad``,
+            ``loss_fn``, ``backward`` (unless ``backward=False``) and clipping. The first
+            evaluation of a step is the one checked, logged and handed to
+            ``after_backward``; a non-finite one aborts the step before the optimiser
+            moves (then ``on_nonfinite`` applies as usual).
 
     Returns:
         A :class:`FitResult`.
@@ -244,12 +251,14 @@ def fit(
         )
     if (restore_best or eval_every) and evaluate is None:
         raise ValueError("eval_every and restore_best need an evaluate function")
+    if not isinstance(closure, bool):
+        raise ValueError(f"closure must be a bool, got {closure!r}")
     ctx = seeded(seed) if seed is not None else _nullcontext()
     with ctx:
         return _loop(
             model, loss_fn, batches, optimizer, steps, clip_grad_norm, after_backward,
             on_step, evaluate, eval_every, best, smooth, restore_best, on_nonfinite,
-            backward,
+            backward, closure,
         )  # fmt: skip
 
 
@@ -263,7 +272,7 @@ class _nullcontext:
 
 def _loop(
     model, loss_fn, batches, optimizer, steps, clip, after_backward, on_step, evaluate,
-    eval_every, best, smooth, restore_best, on_nonfinite, backward,
+    eval_every, best, smooth, restore_best, on_nonfinite, backward, closure=False,
 ) -> FitResult:  # fmt: skip
     res = FitResult()
     sign = 1.0 if best == "max" else -1.0
@@ -284,27 +293,39 @@ def _loop(
     source = batches if steps is None else itertools.islice(batches, steps)
     step = 0
     for step, batch in enumerate(source, 1):
-        if not backward:
-            optimizer.zero_grad(set_to_none=True)
-        out = loss_fn(model, batch)
-        loss, logs = (out[0], dict(out[1])) if isinstance(out, tuple) else (out, {})
-        loss_v = float(loss.detach())
-        if not math.isfinite(loss_v):
-            if on_nonfinite == "skip":
-                res.skipped += 1
-                continue
-            res.diverged = True
-            break
-        if backward:
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-        state = StepState(step, batch, loss, logs, model)
-        if after_backward is not None and after_backward(state) is False:
-            res.diverged = True
-            break
-        if clip is not None:
-            torch.nn.utils.clip_grad_norm_(params, clip)
-        optimizer.step()
+        if closure:
+            got = _closure_step(
+                model, loss_fn, batch, optimizer, step, backward, clip, params, after_backward
+            )
+            if isinstance(got, str):  # "nonfinite" (first loss) or "stop" (a hook said so)
+                if got == "nonfinite" and on_nonfinite == "skip":
+                    res.skipped += 1
+                    continue
+                res.diverged = True
+                break
+            loss_v, logs, state = got
+        else:
+            if not backward:
+                optimizer.zero_grad(set_to_none=True)
+            out = loss_fn(model, batch)
+            loss, logs = (out[0], dict(out[1])) if isinstance(out, tuple) else (out, {})
+            loss_v = float(loss.detach())
+            if not math.isfinite(loss_v):
+                if on_nonfinite == "skip":
+                    res.skipped += 1
+                    continue
+                res.diverged = True
+                break
+            if backward:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+            state = StepState(step, batch, loss, logs, model)
+            if after_backward is not None and after_backward(state) is False:
+                res.diverged = True
+                break
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, clip)
+            optimizer.step()
         res.steps += 1
         res.final_loss = loss_v
         res.losses.append(loss_v)
@@ -331,3 +352,37 @@ def _loop(
         model.load_state_dict(best_state)
         res.restored = True
     return res
+
+
+class _Abort(Exception):
+    """Raised inside a closure to stop ``optimizer.step`` before it moves the parameters."""
+
+
+def _closure_step(model, loss_fn, batch, optimizer, step, backward, clip, params, after_backward):
+    """One ``optimizer.step(closure)``: ``(loss, logs, state)``, or "nonfinite" / "stop"."""
+    first: list[Any] = []
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        out = loss_fn(model, batch)
+        loss, logs = (out[0], dict(out[1])) if isinstance(out, tuple) else (out, {})
+        if not first:
+            loss_v = float(loss.detach())
+            if not math.isfinite(loss_v):
+                raise _Abort("nonfinite")
+        if backward:
+            loss.backward()
+        if not first:
+            state = StepState(step, batch, loss, logs, model)
+            if after_backward is not None and after_backward(state) is False:
+                raise _Abort("stop")
+            first.append((loss_v, logs, state))
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, clip)
+        return loss.detach()
+
+    try:
+        optimizer.step(closure)
+    except _Abort as why:
+        return str(why)
+    return first[0]
