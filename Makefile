@@ -24,11 +24,11 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q $(TORCH_PIP_ARGS) "torch==$(TORCH_VERSION)"
 
 $(VENV)/.setup: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install -q -e ".[ray]"
+	$(BIN)/python -m pip install -q -e ".[ray,dp,gnn]"
 	touch $@
 
 $(VENV)/.setup-test: $(VENV)/.setup
-	$(BIN)/python -m pip install -q -e ".[ray,test]"
+	$(BIN)/python -m pip install -q -e ".[ray,dp,gnn,test]"
 	touch $@
 
 setup: $(VENV)/.setup
@@ -62,6 +62,9 @@ bench: setup
 	$(BIN)/python benchmarks/bench_audit.py
 	$(BIN)/python benchmarks/bench_flows.py
 	$(BIN)/python benchmarks/bench_kernels.py
+	$(BIN)/python benchmarks/bench_fused.py --repeats 7
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_pinn.py
+	$(BIN)/python benchmarks/bench_dp.py
 
 clean:
 	rm -rf $(VENV) elulab-results elulab-report

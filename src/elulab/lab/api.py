@@ -350,7 +350,7 @@ class Experiment:
         if check is not None:
             try:
                 check()
-            except (TypeError, ValueError) as e:
+            except (TypeError, ValueError, ImportError) as e:  # ImportError: a missing extra
                 raise ConfigError(f"{self.name}: {e}") from None
         return config
 
