@@ -17,9 +17,17 @@ _MODULES: tuple[str, ...] = (
     "dead_neurons",  # C1
     "rnn_gradient",  # C2
     "double_backprop",  # C3
+    "resnet_preact",  # C4
     "snn_fixed_point",  # C5
     "snn_uci",  # C5
+    "ffn_smoothness",  # C6
     "elu_flows",  # C7
+    "gnn_heterophily",  # C8
+    "pinn_activations",  # C9
+    "dp_activations",  # C10
+    "elu_kernels",  # C11
+    "elu_expressivity",  # C11
+    "adaptive_alpha",  # C11
 )
 
 
