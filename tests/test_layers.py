@@ -1,6 +1,6 @@
 """Imports point one way: every ``import`` under ``src/elulab`` respects the layer order.
 
-``functional`` <- ``theory`` <- ``nn`` <- ``flows`` <- ``pinn`` <- ``train`` <- ``dp`` <-
+``functional`` <- ``theory`` <- ``nn`` <- ``flows`` <- ``pinn`` <- ``gnn`` <- ``train`` <- ``dp`` <-
 ``diagnostics`` <- ``experiments`` <- ``cli``: a layer imports only layers to its left. ``data`` (loaders)
 and ``lab`` (runner, store, backends, statistics, verdicts, plots) sit beside the chain
 and import no other layer; ``data`` is used from ``train`` up, the ``lab`` from
@@ -32,6 +32,7 @@ CHAIN: tuple[str, ...] = (
     "nn",
     "flows",
     "pinn",
+    "gnn",
     "train",
     "dp",
     "diagnostics",
