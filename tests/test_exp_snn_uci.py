@@ -240,6 +240,8 @@ def test_small_run_tables_and_metrics(small_run) -> None:
         drop = 0.05 if r["method"] == "snn" else 0.5
         assert (r["depth"], r["width"], r["lr"], r["dropout"]) == (3, 128, 0.1, drop)
         assert 1 <= r["steps"] <= 60 and r["chosen_epochs"] <= r["epochs"]
+        per = r["steps"] / r["chosen_epochs"]  # steps per epoch: a whole number of batches
+        assert per >= 1 and per == round(per)
     # epochs, honestly: iris's 75 selection rows make 1 batch of 64 an epoch (the tail is
     # dropped), balloons' 8 rows 1 batch of 8: 100 epochs would be 100 steps, capped at 60
     assert by[("iris", "snn")]["epochs"] == 60.0 and by[("balloons", "snn")]["epochs"] == 60.0

@@ -73,7 +73,11 @@ def test_alpha_against_mpmath(m, v, t):
 
 def test_alpha_limits_and_no_solution():
     # t = 1: alpha^2 = 1 / E[e^{2z} | z <= 0] > 1; as var -> 0 at m = 0, alpha -> 1
-    assert 1.0 < float(adaptive_alpha(0.0, 1e-8)) < 1.0 + 1e-3
+    # at m = 0, s = 1e-4: alpha^2 = (1 - 1/2) / (e^{2 s^2} Phi(-2 s)), = 1 + sqrt(2/pi) s + O(s^2)
+    s = 1e-4
+    exact = math.sqrt(0.5 / (math.exp(2 * s * s) * 0.5 * math.erfc(2 * s / math.sqrt(2))))
+    assert float(adaptive_alpha(0.0, s * s)) == pytest.approx(exact, rel=1e-12)
+    assert exact - 1 == pytest.approx(math.sqrt(2 / math.pi) * s, rel=1e-3)
     # an input far above 0: z | z <= 0 hugs 0, E[e^{2z} | z <= 0] ~ c / (c + 2)
     assert float(adaptive_alpha(50.0, 1.0)) == pytest.approx(math.sqrt(1 + 2 / 50), rel=2e-3)
     # target below P(z > 0): no alpha reaches it; the rule returns the infimum 0

@@ -10,8 +10,8 @@ clipping, noise, Poisson sampling and privacy accounting are Opacus's.
 * :func:`noise_multiplier`, :func:`spent_epsilon`: Opacus's calibration and accountants;
 * :func:`per_sample_grad_norms`, :class:`GradNorms`, :func:`suggest_clip`: per-sample
   gradient norms per layer and in total; a clipping norm from a public sample;
-* :func:`check_budget`, :func:`check_model`, :func:`require_opacus`: one-line errors for
-  a bad budget, a module Opacus rejects, or Opacus missing;
+* :func:`check_budget`, :func:`check_model`: one-line errors for a bad budget or a
+  module Opacus rejects;
 * :data:`EXPECTED_WARNINGS`, :func:`expected_warnings`: the warnings a correct DP run
   raises, and why.
 """
@@ -27,7 +27,6 @@ from ._private import check_budget as check_budget
 from ._private import check_model as check_model
 from ._private import expected_warnings as expected_warnings
 from ._private import noise_multiplier as noise_multiplier
-from ._private import require_opacus as require_opacus
 from ._private import spent_epsilon as spent_epsilon
 from ._private import train_private as train_private
 
@@ -42,7 +41,6 @@ __all__ = [
     "expected_warnings",
     "noise_multiplier",
     "per_sample_grad_norms",
-    "require_opacus",
     "spent_epsilon",
     "suggest_clip",
     "train_private",

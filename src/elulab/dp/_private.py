@@ -58,7 +58,6 @@ __all__ = [
     "check_model",
     "expected_warnings",
     "noise_multiplier",
-    "require_opacus",
     "spent_epsilon",
     "train_private",
 ]
@@ -90,20 +89,6 @@ EXPECTED_WARNINGS: tuple[tuple[str, type[Warning], str], ...] = (
         "(the final accounting, spent_epsilon, is not filtered)",
     ),
 )
-
-
-def require_opacus() -> None:
-    """Raise one clear ImportError when Opacus (the ``dp`` extra) is not installed.
-
-    Example:
-        >>> require_opacus()  # installed: nothing happens
-    """
-    import importlib.util
-
-    if importlib.util.find_spec("opacus") is None:
-        raise ImportError(
-            "differential privacy needs Opacus: pip install 'elulab[dp]' (make setup does)"
-        )
 
 
 @contextlib.contextmanager

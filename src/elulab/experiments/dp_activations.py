@@ -49,13 +49,13 @@ import torch
 from torch import nn
 
 from ..data.mnist import load_mnist, split_indices
-from ..dp import per_sample_grad_norms, require_opacus, train_private
+from ..dp import per_sample_grad_norms, train_private
 from ..lab import plots
 from ..lab.api import Experiment, Figure, RunContext, RunResult, Series, param
 from ..lab.stats import combine
 from ..lab.verdicts import Verdict, check, key, per_seed
 from ..nn import get_activation
-from ..train import accuracy, batches, build_mlp, fit, seeded
+from ..train import accuracy, batch_cross_entropy, batches, build_mlp, fit, seeded
 
 __all__ = ["Config", "DPActivations", "build_model"]
 
@@ -96,7 +96,6 @@ class Config:
     seeds: int = param(5, "independent seeds (split, init, batches, noise)", ge=1)
 
     def validate(self) -> None:
-        require_opacus()
         if self.small_clip not in self.clips:
             raise ValueError(f"small_clip must be one of clips {self.clips}, got {self.small_clip}")
 
@@ -111,10 +110,6 @@ def build_model(model: str, activation: str, width: int = 128) -> nn.Sequential:
         nn.Conv2d(1, 8, 5, stride=2), act[0], nn.Conv2d(8, 16, 5, stride=2), act[1],
         nn.Flatten(), nn.Linear(256, 32), act[2], nn.Linear(32, 10),
     )  # fmt: skip
-
-
-def _xent(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    return nn.functional.cross_entropy(model(batch[0]), batch[1])
 
 
 def _arm(config: Config, model: str, act: str, data: tuple, seed: int) -> tuple[dict, list, list]:
@@ -133,7 +128,7 @@ def _arm(config: Config, model: str, act: str, data: tuple, seed: int) -> tuple[
         return best
 
     def sgd(net: nn.Module, lr: float) -> None:
-        fit(net, lambda m, idx: _xent(m, (xtr[idx], ytr[idx])),
+        fit(net, lambda m, idx: batch_cross_entropy(m, (xtr[idx], ytr[idx])),
             batches(len(ytr), config.batch_size, seed=seed, epochs=config.epochs),
             optimizer=torch.optim.SGD(net.parameters(), lr=lr, momentum=config.momentum))  # fmt: skip
 
@@ -146,7 +141,7 @@ def _arm(config: Config, model: str, act: str, data: tuple, seed: int) -> tuple[
 
     with seeded(seed, "init", model, act):
         net = build_model(model, act, config.width)
-    norms = per_sample_grad_norms(net, _xent, [(xva[:500], yva[:500])])
+    norms = per_sample_grad_norms(net, batch_cross_entropy, [(xva[:500], yva[:500])])
     qs = np.quantile(norms.total, LEVELS)
     m = {("init_q", q): float(v) for q, v in zip(LEVELS, qs, strict=True)}
     rows = [{"model": model, "activation": act, "layer": layer}
@@ -176,6 +171,7 @@ class DPActivations(Experiment):
     title = "DP-SGD at epsilon = 3: accuracy vs clipping norm per activation (MNIST, Opacus)"
     claims = ("C10",)
     version: ClassVar[int] = 1
+    requires: ClassVar[dict[str, tuple[str, str]]] = {"opacus": ("Opacus", "dp")}
     Config = Config
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {"seeds": 2, "activations": ("elu", "relu", "tanh"), "clips": (0.1, 1.0)}

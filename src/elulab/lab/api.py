@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import types
 import typing
@@ -305,6 +306,9 @@ class Experiment:
     Config: ClassVar[type]
     profiles: ClassVar[dict[str, dict[str, Any]]]
     version: ClassVar[int] = 1
+    #: optional packages a run needs: import name -> (display name, elulab extra); a
+    #: missing one makes resolving a config fail with one line naming the extra
+    requires: ClassVar[dict[str, tuple[str, str]]] = {}
 
     # -- the experiment's own code -------------------------------------------------
     def run(self, config: Any, seed: int, context: RunContext) -> RunResult:
@@ -346,11 +350,16 @@ class Experiment:
                 values[key] = _coerce(self.name, key, raw, _field_type(self.Config, key))
         config = self.Config(**values)
         check_config(self.name, config)
+        for module, (label, extra) in self.requires.items():
+            if importlib.util.find_spec(module) is None:
+                raise ConfigError(
+                    f"{self.name}: needs {label}: pip install 'elulab[{extra}]' (make setup does)"
+                )
         check = getattr(config, "validate", None)
         if check is not None:
             try:
                 check()
-            except (TypeError, ValueError, ImportError) as e:  # ImportError: a missing extra
+            except (TypeError, ValueError) as e:
                 raise ConfigError(f"{self.name}: {e}") from None
         return config
 

@@ -35,6 +35,7 @@ from ._mlp import INITS as INITS
 from ._mlp import NORMS as NORMS
 from ._mlp import TrainResult as TrainResult
 from ._mlp import accuracy as accuracy
+from ._mlp import batch_cross_entropy as batch_cross_entropy
 from ._mlp import build_mlp as build_mlp
 from ._mlp import predict_proba as predict_proba
 from ._mlp import train_classifier as train_classifier
@@ -64,6 +65,7 @@ __all__ = [
     "StepState",
     "TrainResult",
     "accuracy",
+    "batch_cross_entropy",
     "batches",
     "build_mlp",
     "double_backprop_step",

@@ -37,6 +37,7 @@ __all__ = [
     "NORMS",
     "TrainResult",
     "accuracy",
+    "batch_cross_entropy",
     "build_mlp",
     "predict_proba",
     "train_classifier",
@@ -44,6 +45,17 @@ __all__ = [
 
 NORMS = ("none", "batch", "layer")
 INITS = ("lecun", "kaiming", "kaiming_selu", "torch")
+
+
+def batch_cross_entropy(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Mean cross-entropy of ``model`` on an ``(inputs, labels)`` batch: a ``fit`` loss.
+
+    Example:
+        >>> m = nn.Linear(2, 3)
+        >>> batch_cross_entropy(m, (torch.zeros(4, 2), torch.zeros(4, dtype=torch.long))).shape
+        torch.Size([])
+    """
+    return nn.functional.cross_entropy(model(batch[0]), batch[1])
 
 
 def build_mlp(
