@@ -10,6 +10,8 @@ Two parts (CPU by default; ``--device cuda`` for a GPU):
    entropy): ``SNN(fused=False)`` against ``SNN()`` (fused blocks); forward, forward +
    backward, and the peak memory of forward + backward; then the same for a deeper net
    (32 layers of width 512, batch 1024), where activations outweigh the weight gradients.
+   A third arm runs the same ``nn.Linear`` layers with no activation or dropout at all:
+   ``plain / linear only`` is the most that any elementwise fusion could save (Amdahl).
 
 Times are medians over ``--repeats`` runs, the variants interleaved run by run so that
 drifts in machine load hit all alike; the load average is printed before and after.
@@ -162,13 +164,15 @@ def _snn(args, device: torch.device) -> None:
         "\nSNN training step (AlphaDropout 0.05, cross-entropy; depth x width / batch): median ms"
     )
     print(f"{'net':>12} | {'fwd plain':>10}{'fused':>9}{'ratio':>7} | {'f+b plain':>10}{'fused':>9}"
-          f"{'ratio':>7} | {'peak f+b plain/fused':>21}")  # fmt: skip
+          f"{'ratio':>7} | {'linear':>8}{'bound':>7} | {'peak f+b plain/fused':>21}")  # fmt: skip
     for depth, width, batch in ((8, 1024, 256), (32, 512, 1024)):
         nets = {
             k: SNN(1024, 10, depth=depth, width=width, dropout=0.05, fused=k == "fused",
                    generator=torch.Generator().manual_seed(0)).to(device).train()
             for k in ("plain", "fused")
         }  # fmt: skip
+        linears = [m for m in nets["plain"].modules() if isinstance(m, nn.Linear)]
+        nets["linear"] = nn.Sequential(*linears)  # the same weights, nothing elementwise
         x = torch.randn(batch, 1024, device=device)
         y = torch.randint(0, 10, (batch,), device=device)
 
@@ -189,6 +193,7 @@ def _snn(args, device: torch.device) -> None:
             f"{f'{depth}x{width}/{batch}':>12} | {1e3 * tf['plain']:>10.2f}{1e3 * tf['fused']:>9.2f}"
             f"{tf['plain'] / tf['fused']:>6.2f}x | {1e3 * tb['plain']:>10.2f}"
             f"{1e3 * tb['fused']:>9.2f}{tb['plain'] / tb['fused']:>6.2f}x | "
+            f"{1e3 * tb['linear']:>8.2f}{tb['plain'] / tb['linear']:>6.2f}x | "
             f"{pp / 2**20:>8.1f}/{pf / 2**20:.1f} MiB ({pf / pp:.2f})"
         )
 

@@ -110,3 +110,16 @@ def test_node_score_roc_auc_and_errors() -> None:
     assert node_score(logits, torch.tensor([1, 0, 0, 1]), "roc_auc") == 0.5
     with pytest.raises(ValueError, match="unknown metric 'f1'"):
         node_score(logits, y, "f1")
+
+
+def test_cpu_dropout_is_inverted_bernoulli() -> None:
+    """The uniform-draw dropout keeps 1 - p of the entries (5 sigma) and scales them."""
+    from elulab.gnn._models import _dropout
+
+    n, p = 200_000, 0.3
+    y = _dropout(torch.ones(n), p, True)
+    kept = y != 0
+    assert torch.equal(y[kept], torch.full((int(kept.sum()),), 1 / (1 - p)))
+    assert abs(kept.double().mean().item() - (1 - p)) < 5 * ((p * (1 - p) / n) ** 0.5)
+    x = torch.randn(10)
+    assert _dropout(x, p, False) is x and _dropout(x, 0.0, True) is x

@@ -66,6 +66,18 @@ class _Layer(nn.Module):
         return self._f(h)
 
 
+def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout, ``x * (U >= p) / (1 - p)`` with ``U ~ Uniform[0, 1)``.
+
+    The distribution of ``F.dropout``; on CPU its Bernoulli draw is about 3x slower than
+    this uniform draw (torch 2.13, one thread, 800 x 1000: 17.8 vs 5.5 ms), and it was
+    over half of a CSBM epoch. On other devices ``F.dropout`` (a fused kernel) is used.
+    """
+    if not training or p == 0.0 or x.device.type != "cpu":
+        return F.dropout(x, p, training)
+    return x * (torch.rand_like(x) >= p) * (1.0 / (1.0 - p))
+
+
 class GNN(nn.Module):
     """A node classifier: ``layers`` graph layers, dropout between them.
 
@@ -143,13 +155,13 @@ class GNN(nn.Module):
         for layer in self.layers:
             if x.is_sparse:
                 x = x.coalesce()
-                vals = F.dropout(x.values(), self.dropout, self.training)
+                vals = _dropout(x.values(), self.dropout, self.training)
                 x = torch.sparse_coo_tensor(
                     x.indices(), vals, x.shape, is_coalesced=True, check_invariants=False
                 )
                 if self.kind == "sage":  # SAGE aggregates the raw input: no sparse path
                     x = x.to_dense()
             else:
-                x = F.dropout(x, self.dropout, self.training)
+                x = _dropout(x, self.dropout, self.training)
             x = layer(x, edge_index)
         return x
