@@ -400,3 +400,31 @@ def test_audit_result_save_writes_json_and_page(tmp_path):
     blocker.write_text("x")
     with pytest.raises(OSError, match=re.escape(f"cannot write the audit to {blocker / 'sub'}: ")):
         result.save(blocker / "sub")
+
+
+def test_every_k_audits_steps_0_k_2k_exactly_and_skips_the_rest():
+    """every=2 gives, on steps 0 and 2, the stats of auditing every step; [] between."""
+    model = _mlp(nn.ELU(), nn.ReLU(), nn.Tanh())
+    data = [(torch.randn(16, 10), torch.randint(0, 3, (16,))) for _ in range(4)]
+    per_step = {}
+    for every in (1, 2):
+        with Diagnostics(model, every=every) as diag:
+            got = []
+            for x, y in data:
+                model.zero_grad()
+                _ce(model(x), y).backward()
+                got.append(diag.step())
+            per_step[every] = (got, len(diag.history), diag.window())
+    full, half = per_step[1][0], per_step[2][0]
+    assert half[1] == [] and half[3] == [] and per_step[2][1] == 2 and per_step[1][1] == 4
+    assert half[0] == full[0] and half[2] == full[2]
+    # the window is over the audited steps: the mean of their gradient norms
+    w_half = {s.name: s for s in per_step[2][2]}
+    for s0, s2 in zip(full[0], full[2], strict=True):
+        assert w_half[s0.name].grad_norm == pytest.approx((s0.grad_norm + s2.grad_norm) / 2)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_every_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="every must be a positive integer"):
+        Diagnostics(_mlp(nn.ELU(), nn.ELU(), nn.ELU()), every=bad)
