@@ -856,9 +856,63 @@ def reproduce_cmd(
             f"decisive ones. The decisive verdicts are the {decisive} profile's ({where}).",
             highlight=False,
         )
+    if result.costs:
+        console.print(
+            _lab_costs_table(
+                result.costs, profile, "costs.md beside the report" if result.costs_path else ""
+            )
+        )
     where = str(result.report) if result.report is not None else "not built (see below)"
     console.print(f"report: {where}", markup=False, highlight=False, soft_wrap=True)
     _lab_report_problems(result.problems)
+
+
+def _lab_costs_table(costs: list[Any], profile: str, where: str = "") -> Any:
+    """The stored run time of one profile's experiments, with the total and its target;
+    readable at 80 columns."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .lab.costs import format_duration, profile_total, target_cell, total_target_cell
+
+    rows = [c for c in costs if c.profile == profile]
+    total = profile_total(rows, profile)
+    table = Table(
+        title=escape(f"run time, {profile} profile (target: {total.target_text()})"),
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_footer=True,
+        caption=escape(
+            "serial: the runs' durations added up (one worker); wall: the time some run "
+            "of it was in flight; workers: the most runs at once"
+            + (f"; also in {where}" if where else "")
+        ),
+        caption_justify="left",
+    )
+
+    def mark(text: str) -> str:
+        return f"[red]{text}[/]" if text == "over" else text
+
+    verdict = total_target_cell(total)
+    table.add_column("experiment", "total", no_wrap=True)
+    table.add_column("seeds", str(total.seeds), justify="right")
+    table.add_column("serial", format_duration(total.serial_s), justify="right", no_wrap=True)
+    table.add_column("wall", format_duration(total.wall_s), justify="right", no_wrap=True)
+    table.add_column("per seed", "", justify="right", no_wrap=True)
+    table.add_column("workers", "", justify="right")
+    table.add_column("target", mark(verdict), no_wrap=True)
+    for c in rows:
+        table.add_row(
+            escape(c.experiment),
+            str(c.seeds),
+            format_duration(c.serial_s),
+            format_duration(c.wall_s),
+            format_duration(c.mean_s),
+            str(c.workers),
+            mark(target_cell(c)),
+        )
+    return table
 
 
 @app.command("report")
@@ -967,6 +1021,77 @@ def ledger_cmd(
         fail(f"--update: cannot rewrite {update}: {e.strerror or e}")
     state = "updated" if new != old else "already up to date"
     console.print(f"{update}: verdict table {state}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("costs")
+def costs_cmd(
+    store: list[Path] = typer.Option(
+        [_DEFAULT_STORE], "--store", help="Result store (SQLite); repeat to merge several."
+    ),
+    profile: str = typer.Option("all", "--profile", help="quick, full, or all."),
+    fmt: str = typer.Option("table", "--format", help="table or markdown."),
+    update: Path | None = typer.Option(
+        None,
+        "--update",
+        help="Replace the table between <!-- costs:begin --> and <!-- costs:end --> in this "
+        "file (e.g. docs/lab.md) instead of printing it.",
+    ),
+) -> None:
+    """The stored run time of each experiment's profile: serial, wall, per seed, targets.
+
+    Per (experiment, profile) the runs of its config summarised last; with several
+    stores, the one summarised last."""
+    from .lab.costs import (
+        costs_markdown,
+        merge_costs,
+        profiles_of,
+        replace_between_markers,
+        store_costs,
+    )
+
+    if fmt not in ("table", "markdown"):
+        fail(f"unknown format {fmt!r}; allowed: table, markdown")
+    if profile not in ("quick", "full", "all"):
+        fail(f"unknown profile {profile!r}; allowed: quick, full, all")
+    groups = []
+    for path in store:
+        st = _lab_store(path, readonly=True)
+        try:
+            groups.append(store_costs(st, None if profile == "all" else profile))
+        finally:
+            st.close()
+    costs = merge_costs(groups)
+    if update is not None or fmt == "markdown":
+        text = costs_markdown(costs, [p.name for p in store])
+        if update is None:
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+            return
+        try:
+            old = update.read_text(encoding="utf-8")
+            new = replace_between_markers(old, text)
+            if new != old:
+                update.write_text(new, encoding="utf-8")
+        except ValueError as e:
+            fail(f"{update}: {e}")
+        except OSError as e:
+            fail(f"--update: cannot rewrite {update}: {e.strerror or e}")
+        state = "updated" if new != old else "already up to date"
+        console.print(
+            f"{update}: cost table {state}", markup=False, highlight=False, soft_wrap=True
+        )
+        return
+    if not costs:
+        console.print(
+            "No summarised runs in the store(s)"
+            + ("" if profile == "all" else f" of the {profile} profile"),
+            highlight=False,
+        )
+        return
+    for i, prof in enumerate(profiles_of(costs)):
+        if i:
+            console.print()
+        console.print(_lab_costs_table(costs, prof))
 
 
 @app.command("results")

@@ -5,7 +5,8 @@ is handed the experiments (the CLI passes the registry, so the lab never imports
 :mod:`elulab.experiments`) and the report builder (the CLI passes
 :func:`elulab.report.build_report`). Every config is resolved before anything runs,
 so a bad profile fails at once; a failed run or hook is collected as a problem and
-the next experiment goes on; the report is built from the store at the end.
+the next experiment goes on; the report is built from the store at the end, and
+the cost of the runs (:mod:`elulab.lab.costs`) is written beside it as ``costs.md``.
 
 Example:
     >>> import tempfile, pathlib
@@ -37,11 +38,19 @@ from typing import Any
 
 from .api import ConfigError, Experiment
 from .backends import Backend
+from .costs import ExperimentCost, costs_markdown, run_cost
 from .runner import SweepEvent, SweepOutcome, run_experiment
 from .stats import Effect
 from .store import Store
 
-__all__ = ["ReproduceOutcome", "check_configs", "counted", "reproduce", "sweep_problems"]
+__all__ = [
+    "ReproduceOutcome",
+    "check_configs",
+    "counted",
+    "reproduce",
+    "sweep_costs",
+    "sweep_problems",
+]
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
@@ -77,13 +86,33 @@ def sweep_problems(outcome: SweepOutcome) -> list[str]:
     return problems + [f"{name}: {e}" for e in outcome.errors]
 
 
+def sweep_costs(store: Store, sweeps: Sequence[SweepOutcome]) -> list[ExperimentCost]:
+    """The stored run time of each sweep: its config's completed runs of its seeds
+    (those run now and those already stored), see :func:`elulab.lab.costs.run_cost`."""
+    return [
+        run_cost(
+            store.runs(s.experiment, "completed", config_hash=s.config_hash),
+            experiment=s.experiment,
+            profile=s.profile,
+            config_hash=s.config_hash,
+            seeds=s.seeds,
+            summarised=0.0 if s.summary is None else s.summary.created_at,
+        )
+        for s in sweeps
+    ]
+
+
 @dataclass
 class ReproduceOutcome:
-    """What one :func:`reproduce` call did: each sweep, the report, the problems."""
+    """What one :func:`reproduce` call did: each sweep, the report, the problems, and
+    the stored run time of each sweep (``costs``, written to ``costs_path`` beside the
+    report)."""
 
     sweeps: list[SweepOutcome] = field(default_factory=list)
     report: Path | None = None
     problems: list[str] = field(default_factory=list)
+    costs: list[ExperimentCost] = field(default_factory=list)
+    costs_path: Path | None = None
 
     def closing_lines(self, reference: Any = None) -> list[str]:
         """One line per (experiment, claim): status (with its qualifier), effect with its
@@ -151,8 +180,9 @@ def reproduce(
         on_sweep: called with each experiment and its outcome as it finishes.
 
     Returns:
-        The sweeps, the absolute path of the report's index (None without one), and
-        the problems (failed seeds, hook errors, a report that could not be built).
+        The sweeps, the absolute path of the report's index (None without one), the
+        problems (failed seeds, hook errors, a report that could not be built), and the
+        run time of each sweep, written as ``costs.md`` into the report's folder.
 
     Raises:
         ConfigError: no experiments, or a profile an experiment does not have, or a
@@ -175,4 +205,14 @@ def reproduce(
             out.problems.append(f"the report could not be built: {type(e).__name__}: {e}")
         else:
             out.report = Path(index).absolute()
+    out.costs = sweep_costs(store, out.sweeps)
+    if out.report is not None:
+        path = out.report.parent / "costs.md"
+        try:
+            text = f"# Stored run time, {profile} profile\n\n{costs_markdown(out.costs)}\n"
+            path.write_text(text, encoding="utf-8")
+        except OSError as e:
+            out.problems.append(f"cannot write {path}: {e.strerror or e}")
+        else:
+            out.costs_path = path
     return out

@@ -33,6 +33,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
+from ..lab.costs import format_duration, run_cost
 from ..lab.stats import STATUSES, format_number
 from ..lab.store import revision_warning
 from ._claims import Claim, Ledger, parse_claims
@@ -380,6 +381,16 @@ class ExperimentView:
     series_figures: list[FigureView] = field(default_factory=list)
     zero_series: list[str] = field(default_factory=list)  # sentences: series not drawn
     decisive: bool = False  # the profile of the reference (full): not a quick check
+    wall_s: float = 0.0  # the union of its runs' [started, finished] intervals
+    serial_s: float = 0.0  # its runs' durations added up
+
+    @property
+    def wall(self) -> str:
+        return format_duration(self.wall_s) if self.runs else "—"
+
+    @property
+    def serial(self) -> str:
+        return format_duration(self.serial_s) if self.runs else "—"
 
     def other_verdicts(self, claim_id: str) -> list[VerdictView]:
         return [v for c, v in self.verdicts.items() if c != claim_id]
@@ -696,6 +707,7 @@ def _experiment_view(
     config = summary.config if isinstance(summary.config, Mapping) else {}
     env = summary.env if isinstance(summary.env, Mapping) else {}
     revisions = list(getattr(summary, "revisions", None) or [r.git for r in completed])
+    cost = run_cost(completed, experiment=name, profile=str(summary.profile))
     version = getattr(summary, "version", None)
     if version is None:  # a summary written without it: the runs' version, if they agree
         found = {r.version for r in completed if getattr(r, "version", None) is not None}
@@ -728,6 +740,8 @@ def _experiment_view(
         series_figures=series_figures,
         zero_series=zero_series,
         decisive=str(summary.profile) == reference.profile,
+        wall_s=cost.wall_s,
+        serial_s=cost.serial_s,
     )
 
 
@@ -847,6 +861,15 @@ def _reference_facts(reference: Reference) -> dict[str, Any]:
     }
 
 
+def _run_time(experiments: Sequence[ExperimentView]) -> dict[str, Any]:
+    """The total run time of the runs the report shows, for the index."""
+    return {
+        "runs": sum(e.n_runs for e in experiments),
+        "wall": format_duration(sum(e.wall_s for e in experiments)),
+        "serial": format_duration(sum(e.serial_s for e in experiments)),
+    }
+
+
 def _render(store: Any, store_path: Path, ledger: Ledger, out: Path, reference: Reference) -> None:
     from .. import __version__
 
@@ -881,6 +904,7 @@ def _render(store: Any, store_path: Path, ledger: Ledger, out: Path, reference: 
         counts=_status_counts(rows),
         meanings=[(s, STATUS_CLASS[s], STATUS_MEANING[s]) for s in STATUSES],
         any_quick=bool(quick),
+        run_time=_run_time(experiments),
         page_title="elulab claim ledger",
     )
     (out / "index.html").write_text(index, encoding="utf-8")

@@ -515,16 +515,12 @@ def replace_between_markers(text: str, table: str) -> str:
         >>> replace_between_markers("a\\n<!-- verdicts:begin -->\\nold\\n<!-- verdicts:end -->\\nb", "new")
         'a\\n<!-- verdicts:begin -->\\nnew\\n<!-- verdicts:end -->\\nb'
     """
-    if text.count(BEGIN_MARKER) != 1 or text.count(END_MARKER) != 1:
-        raise ReferenceError(
-            f"need exactly one {BEGIN_MARKER} and one {END_MARKER} line, found "
-            f"{text.count(BEGIN_MARKER)} and {text.count(END_MARKER)}"
-        )
-    begin, end = text.index(BEGIN_MARKER), text.index(END_MARKER)
-    if end < begin:
-        raise ReferenceError(f"{END_MARKER} comes before {BEGIN_MARKER}")
-    head, tail = text[:begin], text[end + len(END_MARKER) :]
-    return f"{head}{BEGIN_MARKER}\n{table.strip()}\n{END_MARKER}{tail}"
+    from ..lab.costs import replace_between_markers as replace
+
+    try:
+        return replace(text, table, BEGIN_MARKER, END_MARKER)
+    except ValueError as e:
+        raise ReferenceError(str(e)) from None
 
 
 def between_markers(text: str) -> str:
