@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -1006,21 +1007,28 @@ def ledger_cmd(
         return
     expected = {n: (tuple(e.claims), e.version) for n, e in _lab_registry().items()}
     text = report.ledger_markdown(ref, [c.id for c in report.parse_claims().claims], expected)
+    _write_between_markers(text, update, report.replace_between_markers, "verdict table")
+
+
+def _write_between_markers(
+    text: str, update: Path | None, replace: Callable[[str, str], str], what: str
+) -> None:
+    """Print ``text``, or put it between the markers of file ``update`` (``replace``)."""
     if update is None:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
         return
     try:
         old = update.read_text(encoding="utf-8")
-        new = report.replace_between_markers(old, text)
+        new = replace(old, text)
         if new != old:
             update.write_text(new, encoding="utf-8")
-    except report.ReferenceError as e:
+    except ValueError as e:  # the markers (ReferenceError is a ValueError)
         fail(f"{update}: {e}")
     except OSError as e:
         fail(f"--update: cannot rewrite {update}: {e.strerror or e}")
     state = "updated" if new != old else "already up to date"
-    console.print(f"{update}: verdict table {state}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"{update}: {what} {state}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("costs")
@@ -1063,23 +1071,7 @@ def costs_cmd(
     costs = merge_costs(groups)
     if update is not None or fmt == "markdown":
         text = costs_markdown(costs, [p.name for p in store])
-        if update is None:
-            sys.stdout.write(text + "\n")
-            sys.stdout.flush()
-            return
-        try:
-            old = update.read_text(encoding="utf-8")
-            new = replace_between_markers(old, text)
-            if new != old:
-                update.write_text(new, encoding="utf-8")
-        except ValueError as e:
-            fail(f"{update}: {e}")
-        except OSError as e:
-            fail(f"--update: cannot rewrite {update}: {e.strerror or e}")
-        state = "updated" if new != old else "already up to date"
-        console.print(
-            f"{update}: cost table {state}", markup=False, highlight=False, soft_wrap=True
-        )
+        _write_between_markers(text, update, replace_between_markers, "cost table")
         return
     if not costs:
         console.print(
