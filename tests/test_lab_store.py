@@ -158,6 +158,15 @@ def test_text_file_is_rejected_untouched(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
+def test_empty_file_is_rejected_untouched_and_named_so(tmp_path: Path) -> None:
+    """An empty file (e.g. left by the sqlite3 shell) is refused, said to be empty."""
+    path = tmp_path / "s.sqlite"
+    path.touch()
+    with pytest.raises(StoreError, match=r"not an elulab store \(an empty file\)"):
+        Store(path)
+    assert path.read_bytes() == b""
+
+
 def test_foreign_sqlite_is_rejected_unchanged(tmp_path: Path) -> None:
     path = tmp_path / "other.db"
     conn = sqlite3.connect(path)

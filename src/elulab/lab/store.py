@@ -283,9 +283,10 @@ class Store:
         except OSError as e:
             raise StoreError(f"store {self.path} cannot be read: {e.strerror}") from None
         if header != _SQLITE_HEADER:
+            what = "an empty file" if not header else "not an SQLite database"
             raise StoreError(
-                f"{self.path} is not an elulab store (not an SQLite database); "
-                "choose another path with --store"
+                f"{self.path} is not an elulab store ({what}); choose another path with "
+                "--store" + (", or delete the empty file" if not header else "")
             )
         # immutable=1: no locks, no -shm/-wal files, the file is only read. A store whose
         # meta row is still in the WAL is read a second time through the WAL (mode=ro).
