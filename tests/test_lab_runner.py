@@ -220,7 +220,13 @@ def test_interrupted_sweep_resumes(tmp_path: Path, sig: int, workers: str) -> No
     log = tmp_path / "stderr.txt"
     with open(log, "wb") as err_file:
         proc = subprocess.Popen(
-            _cli(store_path, *args), env=_env(), stdout=subprocess.DEVNULL, stderr=err_file
+            _cli(store_path, *args),
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=err_file,
+            # a job started with `&` by a shell without job control (CI scripts) ignores
+            # SIGINT, and so would this child: give it the default Ctrl-C, as a terminal does
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
             _wait_for(store_path, 3, proc)
