@@ -239,9 +239,11 @@ def test_small_run_tables_and_metrics(small_run) -> None:
         assert r["official_test_accuracy"] is None or 0 <= r["official_test_accuracy"] <= 1
         drop = 0.05 if r["method"] == "snn" else 0.5
         assert (r["depth"], r["width"], r["lr"], r["dropout"]) == (3, 128, 0.1, drop)
-        assert 1 <= r["steps"] <= 60 and r["chosen_epochs"] <= r["epochs"]
         per = r["steps"] / r["chosen_epochs"]  # steps per epoch: a whole number of batches
         assert per >= 1 and per == round(per)
+        total = round(per * r["epochs"])  # steps of the selection run (max_steps = 60)
+        every = max(1, total // cfg.evals)  # the chosen step is one of its evaluations
+        assert r["steps"] == total or (r["steps"] % every == 0 and 0 < r["steps"] < total)
     # epochs, honestly: iris's 75 selection rows make 1 batch of 64 an epoch (the tail is
     # dropped), balloons' 8 rows 1 batch of 8: 100 epochs would be 100 steps, capped at 60
     assert by[("iris", "snn")]["epochs"] == 60.0 and by[("balloons", "snn")]["epochs"] == 60.0
