@@ -24,6 +24,8 @@ from elulab.lab.costs import (
     format_duration,
     max_overlap,
     merge_costs,
+    parse_costs_markdown,
+    parse_duration,
     profile_total,
     replace_between_markers,
     run_cost,
@@ -190,6 +192,49 @@ def test_markdown_table_and_the_update_round_trip(tmp_path: Path) -> None:
         replace_between_markers("no markers here", "x")
     with pytest.raises(ValueError, match="comes before"):
         replace_between_markers(f"{END_MARKER}\n{BEGIN_MARKER}", "x")
+
+
+def test_parse_reads_back_the_table_to_its_precision() -> None:
+    rows = [ExperimentCost("a", "quick", 2, 13.6, 13.6, 1),
+            ExperimentCost("b", "full", 6, 1520.6, 1520.6, 1),
+            ExperimentCost("c|d", "full", 4, 15312.0, 7750.0, 2)]  # fmt: skip
+    text = costs_markdown(rows, ["s.sqlite"])
+    back = parse_costs_markdown(text)
+    assert [(c.experiment, c.profile, c.seeds, c.workers) for c in back] == [
+        ("a", "quick", 2, 1), ("b", "full", 6, 1), ("c|d", "full", 4, 2)]  # fmt: skip
+    # each serial time lies within the rounding of both its cell and its per-seed cell
+    for old, new in zip(rows, back, strict=True):
+        assert abs(new.serial_s - old.serial_s) <= {"a": 0.1, "b": 0.5, "c|d": 30}[old.experiment]
+
+    def rows_of(md: str) -> list[str]:
+        return [line for line in md.splitlines() if line.startswith("| `")]
+
+    assert rows_of(costs_markdown(back)) == rows_of(text)  # the same rows (totals: +-1 min)
+    assert [parse_duration(format_duration(s)) for s in (9.84, 41.2, 561.0, 7732.0)] == [
+        9.8, 41.0, 561.0, 7740.0]  # fmt: skip
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("3 minutes")
+    with pytest.raises(ValueError, match="does not parse"):
+        parse_costs_markdown("**full profile**\n\n| `x` | five | 1 s |")
+
+
+def test_costs_update_merge_keeps_the_rows_the_stores_lack(tmp_path: Path) -> None:
+    store = str(make_store(tmp_path / "s.sqlite"))  # toy quick + full, other quick
+    earlier = [ExperimentCost("toy", "full", 9, 9000.0, 9000.0, 1),  # measured again now
+               ExperimentCost("kept", "full", 5, 600.0, 320.0, 2)]  # fmt: skip
+    doc = tmp_path / "lab.md"
+    doc.write_text(f"{BEGIN_MARKER}\n{costs_markdown(earlier, ['old.sqlite'])}\n{END_MARKER}\n")
+    run = CliRunner().invoke(app, ["costs", "--store", store, "--update", str(doc), "--merge"])
+    assert run.exit_code == 0, run.output
+    table = doc.read_text()
+    assert "| `kept` | 5 | 10m 00s | 5m 20s | 2m 00s | 2 | ok |" in table
+    assert "| `toy` | 3 | 50m 00s | 50m 00s | 16m 40s | 1 | ok |" in table  # the store's
+    assert "| `toy` | 9 |" not in table
+    assert "the rows of `kept` (full) are kept from the table this one replaced" in table
+    assert "| **total** | 8 | 1h 00m | 55m 20s | | | **ok** |" in table
+    plain = CliRunner().invoke(app, ["costs", "--store", store, "--update", str(doc)])
+    assert plain.exit_code == 0 and "`kept`" not in doc.read_text()  # without --merge: gone
+    _one_line_error(CliRunner().invoke(app, ["costs", "--store", store, "--merge"]), "--update")
 
 
 def _one_line_error(result: Any, *words: str) -> None:

@@ -1044,14 +1044,23 @@ def costs_cmd(
         help="Replace the table between <!-- costs:begin --> and <!-- costs:end --> in this "
         "file (e.g. docs/lab.md) instead of printing it.",
     ),
+    merge: bool = typer.Option(
+        False,
+        "--merge",
+        help="With --update: keep the rows of the file's table for the (experiment, "
+        "profile) pairs the store(s) lack, and say so under the table.",
+    ),
 ) -> None:
     """The stored run time of each experiment's profile: serial, wall, per seed, targets.
 
     Per (experiment, profile) the runs of its config summarised last; with several
     stores, the one summarised last."""
     from .lab.costs import (
+        BEGIN_MARKER,
+        END_MARKER,
         costs_markdown,
         merge_costs,
+        parse_costs_markdown,
         profiles_of,
         replace_between_markers,
         store_costs,
@@ -1061,6 +1070,8 @@ def costs_cmd(
         fail(f"unknown format {fmt!r}; allowed: table, markdown")
     if profile not in ("quick", "full", "all"):
         fail(f"unknown profile {profile!r}; allowed: quick, full, all")
+    if merge and update is None:
+        fail("--merge keeps rows of the table in the --update FILE; give --update FILE")
     groups = []
     for path in store:
         st = _lab_store(path, readonly=True)
@@ -1068,9 +1079,23 @@ def costs_cmd(
             groups.append(store_costs(st, None if profile == "all" else profile))
         finally:
             st.close()
-    costs = merge_costs(groups)
+    measured = {(c.experiment, c.profile) for g in groups for c in g}
+    kept = []
+    if merge and update is not None:
+        try:
+            old = update.read_text(encoding="utf-8")
+            begin, end = old.find(BEGIN_MARKER), old.find(END_MARKER)
+            if begin < 0 or end < begin:
+                raise ValueError(f"no {BEGIN_MARKER} ... {END_MARKER} block to keep rows from")
+            previous = parse_costs_markdown(old[begin:end])
+        except ValueError as e:
+            fail(f"{update}: {e}")
+        except OSError as e:
+            fail(f"--update: cannot read {update}: {e.strerror or e}")
+        kept = [c for c in previous if (c.experiment, c.profile) not in measured]
+    costs = merge_costs([kept, *groups])
     if update is not None or fmt == "markdown":
-        text = costs_markdown(costs, [p.name for p in store])
+        text = costs_markdown(costs, [p.name for p in store], kept=kept)
         _write_between_markers(text, update, replace_between_markers, "cost table")
         return
     if not costs:
