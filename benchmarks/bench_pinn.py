@@ -21,7 +21,13 @@ iteration is the median of ``--repeats`` blocks, in CPU time of the process
 shared reference after the same number of iterations is printed beside it. Ratios:
 DeepXDE time / ours, ours / double backward, ELU / tanh.
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_pinn.py [--iters 300] [--no-peer]``.
+With ``--error-seeds K`` it also trains ``K`` seeds of each (elulab Taylor mode and
+DeepXDE, tanh and ELU) for ``--error-iters`` Adam iterations (default 2000), each seed
+drawing its own points and initial weights, and prints the relative L2 error with 95%
+intervals and Welch's interval of elulab - DeepXDE; ``--error-only`` skips the timings.
+
+Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_pinn.py [--iters 300] [--no-peer]
+[--error-seeds 5 [--error-only]]``.
 """
 
 from __future__ import annotations
@@ -88,6 +94,47 @@ print(json.dumps({"per": per, "err": err, "version": dde.__version__}))
 """
 
 
+ERR_CHILD = r"""
+import json, os, sys
+os.environ["DDE_BACKEND"] = "pytorch"
+import numpy as np
+import torch
+torch.set_num_threads(1)
+import deepxde as dde
+
+act, iters, seeds, ref = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
+z = np.load(ref)
+xx, tt = np.meshgrid(z["x"].ravel(), z["t"].ravel(), indexing="ij")
+X = np.stack([xx.ravel(), tt.ravel()], 1).astype(np.float32)
+u = z["usol"].reshape(-1, 1)
+
+
+def pde(x, y):
+    dy_x = dde.grad.jacobian(y, x, i=0, j=0)
+    dy_t = dde.grad.jacobian(y, x, i=0, j=1)
+    dy_xx = dde.grad.hessian(y, x, i=0, j=0)
+    return dy_t + y * dy_x - 0.01 / np.pi * dy_xx
+
+
+errs = []
+for seed in seeds:
+    dde.config.set_random_seed(seed)  # the points and the initial weights
+    geomtime = dde.geometry.GeometryXTime(dde.geometry.Interval(-1, 1),
+                                          dde.geometry.TimeDomain(0, 1))
+    bc = dde.icbc.DirichletBC(geomtime, lambda x: 0, lambda _, on_boundary: on_boundary)
+    ic = dde.icbc.IC(geomtime, lambda x: -np.sin(np.pi * x[:, 0:1]),
+                     lambda _, on_initial: on_initial)
+    data = dde.data.TimePDE(geomtime, pde, [bc, ic], num_domain=2540, num_boundary=80,
+                            num_initial=160)
+    net = dde.nn.FNN([2] + [20] * 3 + [1], act, "Glorot normal")
+    model = dde.Model(data, net)
+    model.compile("adam", lr=1e-3)
+    model.train(iterations=iters, display_every=10**9, verbose=0)
+    errs.append(float(np.linalg.norm(model.predict(X) - u) / np.linalg.norm(u)))
+print(json.dumps({"errs": errs}))
+"""
+
+
 def _venv_dir() -> Path:
     base = os.environ.get("ELULAB_BENCH_CACHE")
     return (Path(base) if base else Path.home() / ".cache" / "elulab-bench") / "dde-venv"
@@ -127,6 +174,69 @@ def run_peer(act: str, args: argparse.Namespace, ref: Path) -> dict | None:
         print(f"DeepXDE run failed: {res.stderr.strip().splitlines()[-1:]}")
         return None
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def peer_errors(act: str, iters: int, seeds: list[int], ref: Path) -> list[float] | None:
+    """DeepXDE's relative L2 error after ``iters`` Adam iterations, one per seed."""
+    py, how = _peer_python()
+    if py is None:
+        print(f"DeepXDE unavailable: {how}")
+        return None
+    env = dict(os.environ, OMP_NUM_THREADS="1", DDE_BACKEND="pytorch")
+    cmd = [str(py), "-c", ERR_CHILD, act, str(iters), json.dumps(seeds), str(ref)]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        print(f"DeepXDE run failed: {res.stderr.strip().splitlines()[-1:]}")
+        return None
+    return json.loads(res.stdout.strip().splitlines()[-1])["errs"]
+
+
+def our_errors(act: str, iters: int, seeds: list[int], xr, ur) -> list[float]:
+    """elulab's (Taylor mode, eager) relative L2 error after ``iters`` Adam iterations,
+    one per seed (the seed draws the points and the initial weights)."""
+    problem, errs = burgers(), []
+    for seed in seeds:
+        points = problem.sample(seed, dtype=torch.float32)
+        torch.manual_seed(seed)
+        net = MLP(2, 1, 20, 3, act)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        for _ in range(iters):
+            loss = problem.loss(net, points)[0]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            errs.append(relative_l2(net(xr), ur))
+    return errs
+
+
+def compare_errors(args: argparse.Namespace, xr, ur) -> None:
+    """Relative L2 error after the same iterations, over seeds: ours vs DeepXDE, with
+    95% t-intervals and Welch's interval of the difference (the two start from
+    different draws, so the comparison is between distributions, not paired)."""
+    from scipy import stats
+
+    seeds = list(range(args.error_seeds))
+    ref = data_root() / "burgers" / "Burgers.npz"
+    print(f"\nrelative L2 error after {args.error_iters} Adam iterations (lr 1e-3), "
+          f"{len(seeds)} seeds; mean [95% CI]")  # fmt: skip
+
+    def ci(v: list[float]) -> str:
+        lo, hi = stats.t.interval(0.95, len(v) - 1, loc=statistics.mean(v), scale=stats.sem(v))
+        return f"{statistics.mean(v):.4f} [{lo:.4f}, {hi:.4f}]"
+
+    for act in ("tanh", "elu"):
+        ours = our_errors(act, args.error_iters, seeds, xr, ur)
+        peer = None if args.no_peer else peer_errors(act, args.error_iters, seeds, ref)
+        print(f"  {act:<5} elulab   {ci(ours)}   per seed {', '.join(f'{e:.3f}' for e in ours)}")
+        if peer is None:
+            continue
+        print(f"  {act:<5} DeepXDE  {ci(peer)}   per seed {', '.join(f'{e:.3f}' for e in peer)}")
+        d = stats.ttest_ind(ours, peer, equal_var=False)
+        lo, hi = d.confidence_interval(0.95)
+        word = "better" if hi < 0 else "worse" if lo > 0 else "no difference resolved"
+        diff = statistics.mean(ours) - statistics.mean(peer)
+        print(f"  {act:<5} elulab - DeepXDE {diff:+.4f} [{lo:+.4f}, {hi:+.4f}]: {word}")
 
 
 def double_backward_loss(net: MLP, points) -> torch.Tensor:
@@ -185,10 +295,26 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warmup", type=int, default=30, help="untimed iterations first")
     ap.add_argument("--no-peer", action="store_true", help="skip DeepXDE")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    ap.add_argument(
+        "--error-seeds",
+        type=int,
+        default=0,
+        help="also: L2 error after --error-iters iterations over this many seeds",
+    )
+    ap.add_argument("--error-iters", type=int, default=2000)
+    ap.add_argument("--error-only", action="store_true", help="skip the timings")
     args = ap.parse_args(argv)
+    if args.error_seeds == 1 or args.error_seeds < 0:
+        ap.error("--error-seeds needs 0 (off) or >= 2 seeds (a confidence interval)")
     torch.set_num_threads(1)
     ref_np = load_burgers()
     xr, ur = (torch.from_numpy(a).float() for a in ref_np.points())
+    if args.error_only or args.error_seeds:
+        if args.error_seeds < 2:
+            ap.error("--error-only needs --error-seeds N (N >= 2)")
+        compare_errors(args, xr, ur)
+        if args.error_only:
+            return
     methods = ["taylor (eager)", *(["compiled"] * (not args.no_compile)), "double backward"]
     rows: dict[tuple[str, str], dict] = {}
     for act in ("tanh", "elu"):
