@@ -54,7 +54,8 @@ __all__ = ["main"]
 PEER = "deepxde==1.15.0"
 NU = 0.01 / math.pi
 
-CHILD = r"""
+# What both DeepXDE children share: DeepXDE's Burgers example and the reference grid.
+PEER_SETUP = r"""
 import json, os, sys, time
 os.environ["DDE_BACKEND"] = "pytorch"
 import numpy as np
@@ -62,7 +63,6 @@ import torch
 torch.set_num_threads(1)
 import deepxde as dde
 
-act, warm, iters, repeats, ref = sys.argv[1], *map(int, sys.argv[2:5]), sys.argv[5]
 
 def pde(x, y):
     dy_x = dde.grad.jacobian(y, x, i=0, j=0)
@@ -70,69 +70,63 @@ def pde(x, y):
     dy_xx = dde.grad.hessian(y, x, i=0, j=0)
     return dy_t + y * dy_x - 0.01 / np.pi * dy_xx
 
-geomtime = dde.geometry.GeometryXTime(dde.geometry.Interval(-1, 1), dde.geometry.TimeDomain(0, 1))
-bc = dde.icbc.DirichletBC(geomtime, lambda x: 0, lambda _, on_boundary: on_boundary)
-ic = dde.icbc.IC(geomtime, lambda x: -np.sin(np.pi * x[:, 0:1]), lambda _, on_initial: on_initial)
-data = dde.data.TimePDE(geomtime, pde, [bc, ic], num_domain=2540, num_boundary=80,
-                        num_initial=160)
+
+def burgers_data():
+    geomtime = dde.geometry.GeometryXTime(dde.geometry.Interval(-1, 1),
+                                          dde.geometry.TimeDomain(0, 1))
+    bc = dde.icbc.DirichletBC(geomtime, lambda x: 0, lambda _, on_boundary: on_boundary)
+    ic = dde.icbc.IC(geomtime, lambda x: -np.sin(np.pi * x[:, 0:1]),
+                     lambda _, on_initial: on_initial)
+    return dde.data.TimePDE(geomtime, pde, [bc, ic], num_domain=2540, num_boundary=80,
+                            num_initial=160)
+
+
+def rel_l2(model, ref):
+    z = np.load(ref)
+    xx, tt = np.meshgrid(z["x"].ravel(), z["t"].ravel(), indexing="ij")
+    X = np.stack([xx.ravel(), tt.ravel()], 1).astype(np.float32)
+    u = z["usol"].reshape(-1, 1)
+    return float(np.linalg.norm(model.predict(X) - u) / np.linalg.norm(u))
+
+
+def burgers_model(act):
+    net = dde.nn.FNN([2] + [20] * 3 + [1], act, "Glorot normal")
+    model = dde.Model(data, net)
+    model.compile("adam", lr=1e-3)
+    return model
+"""
+
+CHILD = (
+    PEER_SETUP
+    + r"""
+act, warm, iters, repeats, ref = sys.argv[1], *map(int, sys.argv[2:5]), sys.argv[5]
+data = burgers_data()
 dde.config.set_random_seed(0)
-net = dde.nn.FNN([2] + [20] * 3 + [1], act, "Glorot normal")
-model = dde.Model(data, net)
-model.compile("adam", lr=1e-3)
+model = burgers_model(act)
 model.train(iterations=warm, display_every=10**9, verbose=0)
 per = []
 for _ in range(repeats):
     t0 = time.process_time()
     model.train(iterations=iters, display_every=10**9, verbose=0)
     per.append((time.process_time() - t0) / iters)
-z = np.load(ref)
-xx, tt = np.meshgrid(z["x"].ravel(), z["t"].ravel(), indexing="ij")
-X = np.stack([xx.ravel(), tt.ravel()], 1).astype(np.float32)
-u = z["usol"].reshape(-1, 1)
-err = float(np.linalg.norm(model.predict(X) - u) / np.linalg.norm(u))
-print(json.dumps({"per": per, "err": err, "version": dde.__version__}))
+print(json.dumps({"per": per, "err": rel_l2(model, ref), "version": dde.__version__}))
 """
+)
 
-
-ERR_CHILD = r"""
-import json, os, sys
-os.environ["DDE_BACKEND"] = "pytorch"
-import numpy as np
-import torch
-torch.set_num_threads(1)
-import deepxde as dde
-
+ERR_CHILD = (
+    PEER_SETUP
+    + r"""
 act, iters, seeds, ref = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
-z = np.load(ref)
-xx, tt = np.meshgrid(z["x"].ravel(), z["t"].ravel(), indexing="ij")
-X = np.stack([xx.ravel(), tt.ravel()], 1).astype(np.float32)
-u = z["usol"].reshape(-1, 1)
-
-
-def pde(x, y):
-    dy_x = dde.grad.jacobian(y, x, i=0, j=0)
-    dy_t = dde.grad.jacobian(y, x, i=0, j=1)
-    dy_xx = dde.grad.hessian(y, x, i=0, j=0)
-    return dy_t + y * dy_x - 0.01 / np.pi * dy_xx
-
-
 errs = []
 for seed in seeds:
     dde.config.set_random_seed(seed)  # the points and the initial weights
-    geomtime = dde.geometry.GeometryXTime(dde.geometry.Interval(-1, 1),
-                                          dde.geometry.TimeDomain(0, 1))
-    bc = dde.icbc.DirichletBC(geomtime, lambda x: 0, lambda _, on_boundary: on_boundary)
-    ic = dde.icbc.IC(geomtime, lambda x: -np.sin(np.pi * x[:, 0:1]),
-                     lambda _, on_initial: on_initial)
-    data = dde.data.TimePDE(geomtime, pde, [bc, ic], num_domain=2540, num_boundary=80,
-                            num_initial=160)
-    net = dde.nn.FNN([2] + [20] * 3 + [1], act, "Glorot normal")
-    model = dde.Model(data, net)
-    model.compile("adam", lr=1e-3)
+    data = burgers_data()
+    model = burgers_model(act)
     model.train(iterations=iters, display_every=10**9, verbose=0)
-    errs.append(float(np.linalg.norm(model.predict(X) - u) / np.linalg.norm(u)))
+    errs.append(rel_l2(model, ref))
 print(json.dumps({"errs": errs}))
 """
+)
 
 
 def _venv_dir() -> Path:
