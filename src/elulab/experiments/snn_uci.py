@@ -190,7 +190,7 @@ class SnnUci(Experiment):
     Config = Config
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {"seeds": 1},
-        # ~63 of the 90 min on 2 cores: 4 of 48 points per method, 700 steps (31 sets < 100 ep.)
+        # 72 of the 90 min (--workers 2, 2 cores): 4 of 48 points per method, 700 steps
         "full": {"seeds": 4, "datasets": (), "methods": tuple(METHODS),
                  "grid_depth": (2, 3, 4, 8), "grid_width": (128, 256), "grid_lr": (0.01, 0.1, 1.0),
                  "grid_samples": 4, "max_steps": 700, "evals": 20, "htru2": True},
