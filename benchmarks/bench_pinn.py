@@ -33,6 +33,7 @@ Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_pinn.py [--iters 300] [--no-pee
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -48,6 +49,7 @@ import torch
 
 from elulab.data import data_root, load_burgers
 from elulab.pinn import MLP, burgers, compile_loss, relative_l2
+from elulab.train import fit
 
 __all__ = ["main"]
 
@@ -194,11 +196,7 @@ def our_errors(act: str, iters: int, seeds: list[int], xr, ur) -> list[float]:
         torch.manual_seed(seed)
         net = MLP(2, 1, 20, 3, act)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        for _ in range(iters):
-            loss = problem.loss(net, points)[0]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        fit(net, problem.loss_fn(points), itertools.repeat(None), optimizer=opt, steps=iters)
         with torch.no_grad():
             errs.append(relative_l2(net(xr), ur))
     return errs
@@ -298,14 +296,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--error-iters", type=int, default=2000)
     ap.add_argument("--error-only", action="store_true", help="skip the timings")
     args = ap.parse_args(argv)
-    if args.error_seeds == 1 or args.error_seeds < 0:
-        ap.error("--error-seeds needs 0 (off) or >= 2 seeds (a confidence interval)")
+    if (args.error_only or args.error_seeds) and args.error_seeds < 2:
+        ap.error("--error-seeds needs N >= 2 seeds (a confidence interval); 0 is off")
     torch.set_num_threads(1)
     ref_np = load_burgers()
     xr, ur = (torch.from_numpy(a).float() for a in ref_np.points())
-    if args.error_only or args.error_seeds:
-        if args.error_seeds < 2:
-            ap.error("--error-only needs --error-seeds N (N >= 2)")
+    if args.error_seeds:
         compare_errors(args, xr, ur)
         if args.error_only:
             return

@@ -1056,8 +1056,7 @@ def costs_cmd(
     Per (experiment, profile) the runs of its config summarised last; with several
     stores, the one summarised last."""
     from .lab.costs import (
-        BEGIN_MARKER,
-        END_MARKER,
+        between_markers,
         costs_markdown,
         merge_costs,
         parse_costs_markdown,
@@ -1083,11 +1082,7 @@ def costs_cmd(
     kept = []
     if merge and update is not None:
         try:
-            old = update.read_text(encoding="utf-8")
-            begin, end = old.find(BEGIN_MARKER), old.find(END_MARKER)
-            if begin < 0 or end < begin:
-                raise ValueError(f"no {BEGIN_MARKER} ... {END_MARKER} block to keep rows from")
-            previous = parse_costs_markdown(old[begin:end])
+            previous = parse_costs_markdown(between_markers(update.read_text(encoding="utf-8")))
         except ValueError as e:
             fail(f"{update}: {e}")
         except OSError as e:

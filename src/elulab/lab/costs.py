@@ -42,6 +42,7 @@ __all__ = [
     "QUICK_TARGET_S",
     "CostTotal",
     "ExperimentCost",
+    "between_markers",
     "costs_markdown",
     "format_duration",
     "max_overlap",
@@ -511,6 +512,25 @@ def replace_between_markers(
         >>> replace_between_markers("a\\n<!-- costs:begin -->\\nold\\n<!-- costs:end -->\\nb", "new")
         'a\\n<!-- costs:begin -->\\nnew\\n<!-- costs:end -->\\nb'
     """
+    i, j = _marker_span(text, begin, end)
+    return f"{text[:i]}{begin}\n{block.strip()}\n{end}{text[j + len(end) :]}"
+
+
+def between_markers(text: str, begin: str = BEGIN_MARKER, end: str = END_MARKER) -> str:
+    """What lies between ``begin`` and ``end`` in ``text``.
+
+    Raises:
+        ValueError: the markers are missing, repeated or out of order.
+
+    Example:
+        >>> between_markers("a\\n<!-- costs:begin -->\\nold\\n<!-- costs:end -->\\nb").strip()
+        'old'
+    """
+    i, j = _marker_span(text, begin, end)
+    return text[i + len(begin) : j]
+
+
+def _marker_span(text: str, begin: str, end: str) -> tuple[int, int]:
     if text.count(begin) != 1 or text.count(end) != 1:
         raise ValueError(
             f"need exactly one {begin} and one {end} line, found "
@@ -519,4 +539,4 @@ def replace_between_markers(
     i, j = text.index(begin), text.index(end)
     if j < i:
         raise ValueError(f"{end} comes before {begin}")
-    return f"{text[:i]}{begin}\n{block.strip()}\n{end}{text[j + len(end) :]}"
+    return i, j
